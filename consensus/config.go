@@ -1,0 +1,39 @@
+package consensus
+
+import (
+	"time"
+
+	"github.com/kafkaconsensus/kafkaconsensus/blockcutter"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+)
+
+// ChannelConfig is a channel's configuration at one sequence, as the chain
+// uses it: batch limits, batch timeout, and how envelopes are validated. It
+// is the validation hook of the library: the default implementation
+// (BundleConfig) checks signatures and policies with packages msp and
+// channelconfig; an experiment may supply its own.
+//
+// Implementations must be immutable and deterministic: every node must
+// reach the same verdict on the same envelope under the same configuration,
+// because re-validation of stale messages happens while consuming the log.
+type ChannelConfig interface {
+	// Sequence is the configuration sequence number: 0 in the genesis
+	// block, one more per applied config update.
+	Sequence() uint64
+	// BatchLimits are the block cutter's limits.
+	BatchLimits() blockcutter.Limits
+	// BatchTimeout is the time after the first envelope of a batch at which
+	// a node asks for the batch to be cut.
+	BatchTimeout() time.Duration
+	// ValidateNormal reports whether env may be ordered as a normal
+	// transaction under this configuration.
+	ValidateNormal(env *cb.Envelope) error
+	// ValidateConfig reports whether env is a valid config update of this
+	// configuration and returns the configuration it establishes, whose
+	// Sequence is this one's plus one.
+	ValidateConfig(env *cb.Envelope) (ChannelConfig, error)
+}
+
+// ConfigParser builds the ChannelConfig stored in a config block (the
+// genesis block or a later config block) of a ledger.
+type ConfigParser func(block *cb.Block) (ChannelConfig, error)

@@ -1,0 +1,469 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kafkaconsensus/kafkaconsensus/blockcutter"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+// Record is one record of a channel's partition as the core sees it.
+type Record struct {
+	// Offset is the record's offset in the partition.
+	Offset int64
+	// Value is the record's value: a marshalled orderer.KafkaMessage when
+	// an orderer wrote it. The core does not keep it after Step returns.
+	Value []byte
+}
+
+// Block is a block the core cut, to be appended to the ledger.
+type Block struct {
+	// Block is the block with its header, data, and the ORDERER and
+	// LAST_CONFIG metadata set; its SIGNATURES slot is left for the node to
+	// sign.
+	Block *cb.Block
+	// Metadata is the KafkaMetadata stored in the block's ORDERER slot.
+	Metadata *ab.KafkaMetadata
+	// IsConfig says the block holds a config envelope (and nothing else).
+	IsConfig bool
+}
+
+// TimerAction tells the node what to do with the batch timer.
+type TimerAction int
+
+const (
+	// TimerKeep leaves the timer as it is.
+	TimerKeep TimerAction = iota
+	// TimerStart (re)starts the timer with the current BatchTimeout.
+	TimerStart
+	// TimerStop stops the timer.
+	TimerStop
+)
+
+// NoteKind classifies a Note.
+type NoteKind int
+
+const (
+	// NoteSkipped: a record that is not a valid orderer message was skipped.
+	NoteSkipped NoteKind = iota + 1
+	// NoteInvalid: a stale message failed re-validation and was dropped.
+	NoteInvalid
+	// NoteDuplicate: a re-submitted message already processed was dropped.
+	NoteDuplicate
+	// NoteResubmitted: a stale message passed re-validation and is
+	// re-submitted (see Ready.Produce).
+	NoteResubmitted
+	// NoteStaleTimeToCut: a time-to-cut for an already cut block was ignored.
+	NoteStaleTimeToCut
+	// NoteEmptyTimeToCut: a time-to-cut for the next block found nothing
+	// pending and was ignored.
+	NoteEmptyTimeToCut
+)
+
+var noteNames = map[NoteKind]string{
+	NoteSkipped: "skipped", NoteInvalid: "invalid", NoteDuplicate: "duplicate",
+	NoteResubmitted: "resubmitted", NoteStaleTimeToCut: "stale_ttc", NoteEmptyTimeToCut: "empty_ttc",
+}
+
+func (k NoteKind) String() string {
+	if s, ok := noteNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("NoteKind(%d)", int(k))
+}
+
+// Note reports something the core did with a record that produced no block,
+// for logs and metrics.
+type Note struct {
+	Kind   NoteKind
+	Offset int64
+	Err    error // the reason, for NoteSkipped and NoteInvalid
+}
+
+// Ready is what the node must do after a step of the core, in this order:
+// append Blocks, produce Produce, apply Timer. A Ready and its slices are
+// valid until the next call into the core.
+type Ready struct {
+	Blocks  []Block
+	Produce []*ab.KafkaMessage
+	Timer   TimerAction
+	Notes   []Note
+}
+
+// Core is the deterministic ordering state machine of one channel: it takes
+// the records of the channel's partition in order and decides which blocks
+// to cut, what to (re)produce and what to do with the batch timer. It has no
+// goroutines, clock or IO, and is not safe for concurrent use. Two cores
+// started from the same ledger state and fed the same records return the
+// same blocks, byte for byte.
+type Core struct {
+	channel string
+	config  ChannelConfig
+	cutter  *blockcutter.Cutter
+
+	nextNumber      uint64 // number of the next block to cut (ledger height)
+	prevHash        []byte // header hash of the last block
+	lastConfigBlock uint64 // number of the last config block
+
+	lastOffsetPersisted         int64
+	lastOriginalOffsetProcessed int64
+	lastResubmittedConfigOffset int64
+	resubmitting                bool // a re-submitted config is in flight: ingress waits
+
+	timerRunning bool
+	halted       error
+
+	ready Ready
+}
+
+// CoreState is where a core resumes: the ledger's last block and the
+// configuration of its last config block.
+type CoreState struct {
+	// LastBlock is the last block of the ledger (the genesis block for a
+	// new channel).
+	LastBlock *cb.Block
+	// Config is the configuration in force after LastBlock.
+	Config ChannelConfig
+}
+
+// NewCore returns a core for channel that continues after st.LastBlock,
+// restoring the offsets from its ORDERER metadata (a genesis block without
+// it starts before the partition's first record).
+func NewCore(channel string, st CoreState) (*Core, error) {
+	if st.LastBlock.GetHeader() == nil {
+		return nil, errors.New("consensus: core needs the ledger's last block")
+	}
+	if st.Config == nil {
+		return nil, errors.New("consensus: core needs the channel configuration")
+	}
+	c := &Core{
+		channel:             channel,
+		config:              st.Config,
+		nextNumber:          st.LastBlock.Header.Number + 1,
+		prevHash:            protoutil.HeaderHash(st.LastBlock.Header),
+		lastOffsetPersisted: OffsetBeforeOldest,
+	}
+	c.cutter = blockcutter.New(func() blockcutter.Limits { return c.config.BatchLimits() })
+
+	lc, err := protoutil.LastConfigIndex(st.LastBlock)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: channel %s: %w", channel, err)
+	}
+	c.lastConfigBlock = lc
+	md, err := KafkaMetadataOf(st.LastBlock)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: channel %s: %w", channel, err)
+	}
+	if md != nil {
+		c.lastOffsetPersisted = md.LastOffsetPersisted
+		c.lastOriginalOffsetProcessed = md.LastOriginalOffsetProcessed
+		c.lastResubmittedConfigOffset = md.LastResubmittedConfigOffset
+		c.resubmitting = md.LastResubmittedConfigOffset > md.LastOriginalOffsetProcessed
+	}
+	return c, nil
+}
+
+// OffsetBeforeOldest is the LastOffsetPersisted of a channel that has
+// persisted no record yet: consumption starts at the partition's oldest
+// offset.
+const OffsetBeforeOldest int64 = -1
+
+// KafkaMetadataOf decodes the KafkaMetadata of b's ORDERER slot; nil when
+// the slot is empty (a genesis block).
+func KafkaMetadataOf(b *cb.Block) (*ab.KafkaMetadata, error) {
+	m, err := protoutil.Metadata(b, cb.BlockMetadataIndex_ORDERER)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.GetValue()) == 0 {
+		return nil, nil
+	}
+	md := new(ab.KafkaMetadata)
+	if err := proto.Unmarshal(m.Value, md); err != nil {
+		return nil, fmt.Errorf("block %d: decoding kafka metadata: %w", b.GetHeader().GetNumber(), err)
+	}
+	return md, nil
+}
+
+// NextOffset is the offset to consume next: LastOffsetPersisted+1, or
+// OffsetBeforeOldest+1 (0) on a new channel.
+func (c *Core) NextOffset() int64 { return c.lastOffsetPersisted + 1 }
+
+// LastOffsetPersisted is the offset recorded in the last block cut.
+func (c *Core) LastOffsetPersisted() int64 { return c.lastOffsetPersisted }
+
+// Height is the number of blocks in the chain, the cut ones included.
+func (c *Core) Height() uint64 { return c.nextNumber }
+
+// Config is the configuration in force.
+func (c *Core) Config() ChannelConfig { return c.config }
+
+// Resubmitting reports whether a re-submitted config message is in flight:
+// while it is, the node must not accept new envelopes, so that none
+// overtakes the config.
+func (c *Core) Resubmitting() bool { return c.resubmitting }
+
+// Pending is the number of envelopes waiting in the block cutter.
+func (c *Core) Pending() int { return c.cutter.Pending() }
+
+// Halted returns the error that halted the core, or nil.
+func (c *Core) Halted() error { return c.halted }
+
+func (c *Core) reset() *Ready {
+	r := &c.ready
+	clear(r.Blocks)
+	clear(r.Produce)
+	r.Blocks, r.Produce, r.Notes, r.Timer = r.Blocks[:0], r.Produce[:0], r.Notes[:0], TimerKeep
+	return r
+}
+
+// TimerFired tells the core that the batch timer expired: it returns a
+// time-to-cut message for the next block to produce. Every node sends one;
+// the first in the log cuts, the others are stale.
+func (c *Core) TimerFired() *Ready {
+	r := c.reset()
+	if c.halted != nil || !c.timerRunning {
+		return r
+	}
+	c.timerRunning = false
+	r.Produce = append(r.Produce, &ab.KafkaMessage{Type: &ab.KafkaMessage_TimeToCut{
+		TimeToCut: &ab.KafkaMessageTimeToCut{BlockNumber: c.nextNumber},
+	}})
+	return r
+}
+
+// Step feeds the next record of the partition to the core. The error is
+// non-nil, and wraps ErrHalted, only when the core halted: then nothing
+// more is processed.
+func (c *Core) Step(rec Record) (*Ready, error) {
+	r := c.reset()
+	if c.halted != nil {
+		return r, c.halted
+	}
+	msg := new(ab.KafkaMessage)
+	if err := decodeStrict(rec.Value, msg); err != nil {
+		c.note(NoteSkipped, rec.Offset, fmt.Errorf("not an orderer message: %w", err))
+		return r, nil
+	}
+	switch t := msg.Type.(type) {
+	case *ab.KafkaMessage_Connect:
+		// Proves a producer works; carries nothing to order.
+	case *ab.KafkaMessage_TimeToCut:
+		c.timeToCut(t.TimeToCut.GetBlockNumber(), rec.Offset)
+	case *ab.KafkaMessage_Regular:
+		c.regular(t.Regular, rec.Offset)
+	default:
+		c.note(NoteSkipped, rec.Offset, errors.New("orderer message of no known type"))
+	}
+	return r, c.halted
+}
+
+// decodeStrict decodes a protobuf message and refuses bytes that carry
+// fields the message does not define: a record someone else wrote is then
+// recognised as foreign instead of being half understood.
+func decodeStrict(b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return err
+	}
+	if len(m.ProtoReflect().GetUnknown()) > 0 {
+		return errors.New("unknown fields")
+	}
+	return nil
+}
+
+func (c *Core) note(kind NoteKind, offset int64, err error) {
+	c.ready.Notes = append(c.ready.Notes, Note{Kind: kind, Offset: offset, Err: err})
+}
+
+func (c *Core) timeToCut(number uint64, offset int64) {
+	switch {
+	case number < c.nextNumber:
+		c.note(NoteStaleTimeToCut, offset, nil)
+	case number > c.nextNumber:
+		c.halted = fmt.Errorf("%w: %w", ErrHalted, &RecordError{Channel: c.channel, Offset: offset,
+			Err: fmt.Errorf("%w: time-to-cut for block %d, but the next block is %d", ErrInconsistent, number, c.nextNumber)})
+	default:
+		batch := c.cutter.Cut()
+		if len(batch) == 0 {
+			c.note(NoteEmptyTimeToCut, offset, nil)
+			return
+		}
+		c.stopTimer()
+		c.cutBlock(batch, offset, false)
+	}
+}
+
+func (c *Core) regular(m *ab.KafkaMessageRegular, offset int64) {
+	env := new(cb.Envelope)
+	if err := decodeStrict(m.GetPayload(), env); err != nil || len(env.Payload) == 0 {
+		if err == nil {
+			err = errors.New("empty payload")
+		}
+		c.note(NoteSkipped, offset, fmt.Errorf("regular message without an envelope: %w", err))
+		return
+	}
+	if m.OriginalOffset < 0 {
+		c.note(NoteSkipped, offset, fmt.Errorf("negative original offset %d", m.OriginalOffset))
+		return
+	}
+	if m.ConfigSeq > c.config.Sequence() {
+		// No node validates against a configuration the log has not
+		// reached yet: only a foreign writer produces this.
+		c.note(NoteSkipped, offset, fmt.Errorf("%w: message of config sequence %d at sequence %d", ErrStaleConfig, m.ConfigSeq, c.config.Sequence()))
+		return
+	}
+	if m.OriginalOffset != 0 && m.OriginalOffset <= c.lastOriginalOffsetProcessed {
+		c.note(NoteDuplicate, offset, nil)
+		return
+	}
+	switch m.Class {
+	case ab.KafkaMessageRegular_NORMAL:
+		c.normal(env, m, offset)
+	case ab.KafkaMessageRegular_CONFIG:
+		c.configMsg(env, m, offset)
+	default:
+		c.note(NoteSkipped, offset, fmt.Errorf("regular message of class %v", m.Class))
+	}
+}
+
+// newOffset is the last original offset processed once m is committed.
+func (c *Core) newOffset(m *ab.KafkaMessageRegular) int64 {
+	if m.OriginalOffset != 0 {
+		return m.OriginalOffset
+	}
+	return c.lastOriginalOffsetProcessed
+}
+
+func (c *Core) resubmit(m *ab.KafkaMessageRegular, seq uint64, offset int64) {
+	c.ready.Produce = append(c.ready.Produce, &ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{
+		Regular: &ab.KafkaMessageRegular{Payload: m.Payload, ConfigSeq: seq, Class: m.Class, OriginalOffset: offset},
+	}})
+	c.note(NoteResubmitted, offset, nil)
+}
+
+func (c *Core) normal(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64) {
+	if m.ConfigSeq < c.config.Sequence() {
+		if err := c.config.ValidateNormal(env); err != nil {
+			c.note(NoteInvalid, offset, err)
+			return
+		}
+		c.resubmit(m, c.config.Sequence(), offset)
+		return
+	}
+
+	newOffset := c.newOffset(m)
+	batches, pending := c.cutter.Ordered(env)
+	if len(batches) > 0 {
+		c.stopTimer()
+	}
+	if pending && !c.timerRunning {
+		c.startTimer()
+	}
+	if len(batches) == 0 {
+		c.lastOriginalOffsetProcessed = newOffset
+		return
+	}
+	// The first block holds m only when it is the only batch and nothing is
+	// pending; otherwise m is still to be persisted and the block records
+	// offset-1, so that a restart consumes m again.
+	if pending || len(batches) == 2 {
+		c.cutBlock(batches[0], offset-1, false)
+		c.lastOriginalOffsetProcessed = newOffset
+		if len(batches) == 2 {
+			c.cutBlock(batches[1], offset, false)
+		}
+		return
+	}
+	c.lastOriginalOffsetProcessed = newOffset
+	c.cutBlock(batches[0], offset, false)
+}
+
+func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64) {
+	if m.OriginalOffset != 0 {
+		// The very last re-submitted config, current again: ingress may go on.
+		if m.OriginalOffset == c.lastResubmittedConfigOffset && m.ConfigSeq == c.config.Sequence() {
+			c.resubmitting = false
+		}
+		// Another node re-submitted a config that this one may have found
+		// invalid: follow the log to stay consistent.
+		if c.lastResubmittedConfigOffset < m.OriginalOffset {
+			c.lastResubmittedConfigOffset = m.OriginalOffset
+		}
+	}
+	next, err := c.config.ValidateConfig(env)
+	if err != nil {
+		if m.OriginalOffset != 0 && m.ConfigSeq == c.config.Sequence() {
+			// A re-submission that is done with: mark it processed, so
+			// that a restart does not wait for it (see Resubmitting).
+			c.lastOriginalOffsetProcessed = m.OriginalOffset
+		}
+		c.note(NoteInvalid, offset, err)
+		return
+	}
+	if m.ConfigSeq < c.config.Sequence() {
+		c.resubmit(m, c.config.Sequence(), offset)
+		c.lastResubmittedConfigOffset = offset
+		c.resubmitting = true
+		return
+	}
+	if next.Sequence() != c.config.Sequence()+1 {
+		c.note(NoteInvalid, offset, fmt.Errorf("config update to sequence %d at sequence %d", next.Sequence(), c.config.Sequence()))
+		return
+	}
+
+	newOffset := c.newOffset(m)
+	c.stopTimer()
+	if batch := c.cutter.Cut(); len(batch) > 0 {
+		c.cutBlock(batch, offset-1, false)
+	}
+	c.lastOriginalOffsetProcessed = newOffset
+	c.config = next
+	c.cutBlock([]*cb.Envelope{env}, offset, true)
+}
+
+func (c *Core) startTimer() {
+	c.timerRunning = true
+	c.ready.Timer = TimerStart
+}
+
+func (c *Core) stopTimer() {
+	if c.timerRunning {
+		c.timerRunning = false
+		c.ready.Timer = TimerStop
+	}
+}
+
+// cutBlock makes the next block of batch, whose records up to
+// persistedOffset are then persisted.
+func (c *Core) cutBlock(batch []*cb.Envelope, persistedOffset int64, isConfig bool) {
+	data := make([][]byte, len(batch))
+	for i, env := range batch {
+		data[i] = protoutil.MarshalOrPanic(env)
+	}
+	b := protoutil.NewBlock(c.nextNumber, c.prevHash, data)
+	if isConfig {
+		c.lastConfigBlock = c.nextNumber
+	}
+	md := &ab.KafkaMetadata{
+		LastOffsetPersisted:         persistedOffset,
+		LastOriginalOffsetProcessed: c.lastOriginalOffsetProcessed,
+		LastResubmittedConfigOffset: c.lastResubmittedConfigOffset,
+	}
+	protoutil.SetMetadata(b, cb.BlockMetadataIndex_ORDERER, &cb.Metadata{Value: protoutil.MarshalOrPanic(md)})
+	protoutil.SetMetadata(b, cb.BlockMetadataIndex_LAST_CONFIG, &cb.Metadata{
+		Value: protoutil.MarshalOrPanic(&cb.LastConfig{Index: c.lastConfigBlock}),
+	})
+	c.ready.Blocks = append(c.ready.Blocks, Block{Block: b, Metadata: md, IsConfig: isConfig})
+	c.prevHash = protoutil.HeaderHash(b.Header)
+	c.nextNumber++
+	c.lastOffsetPersisted = persistedOffset
+}
+
+// BatchTimeout is the batch timeout in force, for the node's timer.
+func (c *Core) BatchTimeout() time.Duration { return c.config.BatchTimeout() }

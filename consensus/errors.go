@@ -1,0 +1,44 @@
+package consensus
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotReady reports that the chain cannot order now: it has not
+	// started yet, is still connecting to Kafka, or cannot consume.
+	ErrNotReady = errors.New("consensus: chain not ready")
+	// ErrHalted reports that the chain was halted, by Halt or by a fatal
+	// inconsistency (see Chain.Err).
+	ErrHalted = errors.New("consensus: chain halted")
+	// ErrTooLarge reports an envelope larger than the channel's
+	// AbsoluteMaxBytes.
+	ErrTooLarge = errors.New("consensus: envelope too large")
+	// ErrStaleConfig reports that an envelope was validated against a
+	// configuration sequence newer than the chain's, which only a caller
+	// error can cause.
+	ErrStaleConfig = errors.New("consensus: config sequence ahead of the chain")
+	// ErrInconsistent reports that the log holds what no correct node could
+	// have written for this node's state (a time-to-cut for a block beyond
+	// the next one): the node's ledger and the log disagree, and the chain
+	// halts rather than fork.
+	ErrInconsistent = errors.New("consensus: ledger and log are inconsistent")
+	// ErrNotAcknowledged reports that Kafka did not acknowledge an
+	// envelope; it may or may not be in the log.
+	ErrNotAcknowledged = errors.New("consensus: envelope not acknowledged by kafka")
+)
+
+// RecordError describes a problem with one record of a channel's
+// partition. It wraps the cause.
+type RecordError struct {
+	Channel string
+	Offset  int64
+	Err     error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("channel %s, offset %d: %v", e.Channel, e.Offset, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }

@@ -1,0 +1,454 @@
+package msp
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
+	mspb "github.com/kafkaconsensus/kafkaconsensus/protos/msp"
+)
+
+// MSP is the membership service provider of one organisation: the root and
+// intermediate CAs that issue its identities, its administrators, its
+// certificate revocation lists and, optionally, its NodeOU classification.
+// An MSP is immutable and safe for concurrent use.
+type MSP struct {
+	id            string
+	cfg           *ccpb.MSPConfig
+	roots         []*x509.Certificate
+	intermediates []*x509.Certificate
+	rootPool      *x509.CertPool
+	interPool     *x509.CertPool
+	admins        []*x509.Certificate
+	crls          []*x509.RevocationList
+	nodeOUs       *nodeOUs
+	now           func() time.Time
+}
+
+type nodeOUs struct {
+	client, peer, admin, orderer *ouIdentifier
+}
+
+type ouIdentifier struct {
+	ou   string
+	cert *x509.Certificate // nil: any certifier of the MSP
+}
+
+// Option configures an MSP built by New.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock makes the MSP check certificate validity periods against now()
+// instead of time.Now(); tests use it to make certificates expire.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// New builds the MSP described by cfg. Every root and intermediate
+// certificate must be a CA certificate, every intermediate and admin
+// certificate must chain to a root, every CRL must be signed by one of the
+// MSP's CAs, and NodeOU certificates must be CAs of the MSP. Validity periods
+// are not checked here but when identities are validated. Certificates and
+// CRLs are PEM encoded (CRLs may also be DER). The MSP keeps a copy of cfg.
+func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.now == nil {
+		return nil, errors.New("msp: WithClock(nil)")
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: nil MSP configuration", ErrMalformed)
+	}
+	if cfg.GetName() == "" {
+		return nil, fmt.Errorf("%w: MSP configuration without a name", ErrMalformed)
+	}
+	m := &MSP{
+		id:        cfg.GetName(),
+		cfg:       proto.Clone(cfg).(*ccpb.MSPConfig),
+		rootPool:  x509.NewCertPool(),
+		interPool: x509.NewCertPool(),
+		now:       o.now,
+	}
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("msp %s: "+format, append([]any{m.id}, args...)...)
+	}
+	if len(cfg.GetRootCerts()) == 0 {
+		return nil, fail("%w: no root certificate", ErrMalformed)
+	}
+	for i, b := range cfg.GetRootCerts() {
+		c, err := parseCertificatePEM(b)
+		if err != nil {
+			return nil, fail("root certificate %d: %w", i, err)
+		}
+		if !c.IsCA {
+			return nil, fail("%w: root certificate %q is not a CA", ErrMalformed, c.Subject.CommonName)
+		}
+		m.roots = append(m.roots, c)
+		m.rootPool.AddCert(c)
+	}
+	for i, b := range cfg.GetIntermediateCerts() {
+		c, err := parseCertificatePEM(b)
+		if err != nil {
+			return nil, fail("intermediate certificate %d: %w", i, err)
+		}
+		if !c.IsCA {
+			return nil, fail("%w: intermediate certificate %q is not a CA", ErrMalformed, c.Subject.CommonName)
+		}
+		m.intermediates = append(m.intermediates, c)
+		m.interPool.AddCert(c)
+	}
+	for _, c := range m.intermediates {
+		if _, err := m.chain(c, c.NotBefore.Add(time.Second)); err != nil {
+			return nil, fail("intermediate certificate %q: %w", c.Subject.CommonName, err)
+		}
+	}
+	for i, b := range cfg.GetAdmins() {
+		c, err := parseCertificatePEM(b)
+		if err != nil {
+			return nil, fail("admin certificate %d: %w", i, err)
+		}
+		if _, err := m.chain(c, c.NotBefore.Add(time.Second)); err != nil {
+			return nil, fail("admin certificate %q: %w", c.Subject.CommonName, err)
+		}
+		m.admins = append(m.admins, c)
+	}
+	for i, b := range cfg.GetRevocationList() {
+		der := b
+		if block, _ := pem.Decode(b); block != nil {
+			der = block.Bytes
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, fail("%w: CRL %d: %w", ErrMalformed, i, err)
+		}
+		if m.crlIssuer(crl) == nil {
+			return nil, fail("%w: CRL %d is not signed by a CA of the MSP", ErrMalformed, i)
+		}
+		m.crls = append(m.crls, crl)
+	}
+	for i, b := range append(slices.Clone(cfg.GetTlsRootCerts()), cfg.GetTlsIntermediateCerts()...) {
+		if _, err := parseCertificatePEM(b); err != nil {
+			return nil, fail("TLS certificate %d: %w", i, err)
+		}
+	}
+	if n := cfg.GetFabricNodeOus(); n.GetEnable() {
+		m.nodeOUs = new(nodeOUs)
+		for _, x := range []struct {
+			dst **ouIdentifier
+			src *ccpb.FabricOUIdentifier
+		}{
+			{&m.nodeOUs.client, n.GetClientOuIdentifier()},
+			{&m.nodeOUs.peer, n.GetPeerOuIdentifier()},
+			{&m.nodeOUs.admin, n.GetAdminOuIdentifier()},
+			{&m.nodeOUs.orderer, n.GetOrdererOuIdentifier()},
+		} {
+			if x.src.GetOrganizationalUnitIdentifier() == "" {
+				continue
+			}
+			oi := &ouIdentifier{ou: x.src.GetOrganizationalUnitIdentifier()}
+			if len(x.src.GetCertificate()) > 0 {
+				c, err := parseCertificatePEM(x.src.GetCertificate())
+				if err != nil {
+					return nil, fail("NodeOU %q certificate: %w", oi.ou, err)
+				}
+				if !m.isCA(c) {
+					return nil, fail("%w: NodeOU %q certificate is not a CA of the MSP", ErrMalformed, oi.ou)
+				}
+				oi.cert = c
+			}
+			*x.dst = oi
+		}
+	}
+	return m, nil
+}
+
+// ID returns the MSP ID.
+func (m *MSP) ID() string { return m.id }
+
+// Config returns a copy of the configuration the MSP was built from.
+func (m *MSP) Config() *ccpb.MSPConfig { return proto.Clone(m.cfg).(*ccpb.MSPConfig) }
+
+// NodeOUsEnabled reports whether the MSP classifies identities by NodeOU.
+func (m *MSP) NodeOUsEnabled() bool { return m.nodeOUs != nil }
+
+// Deserialize decodes a marshalled msp.SerializedIdentity of this MSP. It
+// does not validate the identity.
+func (m *MSP) Deserialize(serialized []byte) (Identity, error) {
+	sid, cert, err := decodeSerialized(serialized)
+	if err != nil {
+		return nil, err
+	}
+	if sid.GetMspid() != m.id {
+		return nil, fmt.Errorf("%w: identity of %q given to MSP %s", ErrUnknownMSP, sid.GetMspid(), m.id)
+	}
+	return newIdentity(m.id, cert), nil
+}
+
+func (m *MSP) isCA(c *x509.Certificate) bool {
+	for _, ca := range m.roots {
+		if ca.Equal(c) {
+			return true
+		}
+	}
+	for _, ca := range m.intermediates {
+		if ca.Equal(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// crlIssuer returns the CA of the MSP that signed crl, or nil.
+func (m *MSP) crlIssuer(crl *x509.RevocationList) *x509.Certificate {
+	for _, ca := range append(slices.Clone(m.roots), m.intermediates...) {
+		if crl.CheckSignatureFrom(ca) == nil {
+			return ca
+		}
+	}
+	return nil
+}
+
+// chain verifies c against the MSP's roots and intermediates at time at and
+// returns its certification chain, leaf first and root last.
+func (m *MSP) chain(c *x509.Certificate, at time.Time) ([]*x509.Certificate, error) {
+	chains, err := c.Verify(x509.VerifyOptions{
+		Roots:         m.rootPool,
+		Intermediates: m.interPool,
+		CurrentTime:   at,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
+			return nil, fmt.Errorf("%w: %w", ErrExpired, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+	}
+	return chains[0], nil
+}
+
+// Validate checks that id is an identity this MSP trusts now: it carries this
+// MSP's ID (else ErrUnknownMSP), is not a CA certificate, is within its
+// validity period (else ErrExpired), chains to a root of the MSP through its
+// intermediates (else ErrUntrusted), is not revoked by a CRL signed by the
+// CA that issued it or one of its chain (else ErrRevoked) and, when NodeOUs
+// are enabled, carries exactly one of the configured role OUs (else
+// ErrUntrusted).
+func (m *MSP) Validate(id Identity) error {
+	_, err := m.validate(id)
+	return err
+}
+
+func (m *MSP) validate(id Identity) ([]*x509.Certificate, error) {
+	if id == nil || id.Certificate() == nil {
+		return nil, fmt.Errorf("%w: nil identity", ErrMalformed)
+	}
+	if id.MSPID() != m.id {
+		return nil, fmt.Errorf("%w: identity of %q given to MSP %s", ErrUnknownMSP, id.MSPID(), m.id)
+	}
+	c := id.Certificate()
+	name := c.Subject.CommonName
+	if c.IsCA {
+		return nil, fmt.Errorf("msp %s: identity %q: %w: a CA certificate cannot be an identity", m.id, name, ErrUntrusted)
+	}
+	now := m.now()
+	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+		return nil, fmt.Errorf("msp %s: identity %q valid from %s to %s: %w",
+			m.id, name, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339), ErrExpired)
+	}
+	chain, err := m.chain(c, now)
+	if err != nil {
+		return nil, fmt.Errorf("msp %s: identity %q: %w", m.id, name, err)
+	}
+	for i := 0; i+1 < len(chain); i++ {
+		if m.revoked(chain[i], chain[i+1]) {
+			return nil, fmt.Errorf("msp %s: identity %q: certificate %q (serial %s): %w",
+				m.id, name, chain[i].Subject.CommonName, chain[i].SerialNumber, ErrRevoked)
+		}
+	}
+	if m.nodeOUs != nil {
+		var roles []string
+		for _, x := range []*ouIdentifier{m.nodeOUs.client, m.nodeOUs.peer, m.nodeOUs.admin, m.nodeOUs.orderer} {
+			if x != nil && hasOU(c, chain, x) {
+				roles = append(roles, x.ou)
+			}
+		}
+		if len(roles) != 1 {
+			return nil, fmt.Errorf("msp %s: identity %q has role OUs %q, want exactly one: %w", m.id, name, roles, ErrUntrusted)
+		}
+	}
+	return chain, nil
+}
+
+// revoked reports whether c appears in a CRL signed by issuer.
+func (m *MSP) revoked(c, issuer *x509.Certificate) bool {
+	for _, crl := range m.crls {
+		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
+			continue
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber != nil && e.SerialNumber.Cmp(c.SerialNumber) == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasOU(c *x509.Certificate, chain []*x509.Certificate, x *ouIdentifier) bool {
+	if !slices.Contains(c.Subject.OrganizationalUnit, x.ou) {
+		return false
+	}
+	if x.cert == nil {
+		return true
+	}
+	for _, ca := range chain[1:] {
+		if ca.Equal(x.cert) {
+			return true
+		}
+	}
+	return false
+}
+
+// certifiersID is Fabric's certifiers identifier: the SHA-256 of the raw
+// certificates of the chain above the leaf, issuer first, root last.
+func certifiersID(chain []*x509.Certificate) []byte {
+	h := sha256.New()
+	for _, c := range chain[1:] {
+		h.Write(c.Raw)
+	}
+	return h.Sum(nil)
+}
+
+// CertifiersIdentifier returns the certifiers identifier of a valid id: the
+// SHA-256 over the certificates of its chain above the leaf, issuer first
+// and root last, as Fabric computes it. It is the value an
+// ORGANIZATION_UNIT principal may carry in certifiers_identifier.
+func (m *MSP) CertifiersIdentifier(id Identity) ([]byte, error) {
+	chain, err := m.validate(id)
+	if err != nil {
+		return nil, err
+	}
+	return certifiersID(chain), nil
+}
+
+// SatisfiesPrincipal returns nil when id is valid for this MSP (see
+// Validate) and satisfies p, and an error wrapping ErrPrincipal (or the
+// validation error) otherwise. Supported principals:
+//
+//   - ROLE MEMBER: any valid identity of the MSP.
+//   - ROLE ADMIN: an identity whose certificate is listed in the MSP's
+//     admins, or which carries the admin NodeOU when NodeOUs are enabled.
+//   - ROLE CLIENT, PEER, ORDERER: NodeOUs must be enabled and the identity
+//     must carry the corresponding OU.
+//   - IDENTITY: the principal is a SerializedIdentity with the same MSP ID
+//     and the same certificate.
+//   - ORGANIZATION_UNIT: the identity carries the OU; when the principal
+//     has a certifiers_identifier it must equal the identity's (see
+//     CertifiersIdentifier), when it has none any certifier of the MSP is
+//     accepted.
+func (m *MSP) SatisfiesPrincipal(id Identity, p *mspb.MSPPrincipal) error {
+	if p == nil {
+		return fmt.Errorf("%w: nil principal", ErrMalformed)
+	}
+	chain, err := m.validate(id)
+	if err != nil {
+		return err
+	}
+	return m.satisfies(id, chain, p)
+}
+
+// satisfies checks p for an identity already validated with chain.
+func (m *MSP) satisfies(id Identity, chain []*x509.Certificate, p *mspb.MSPPrincipal) error {
+	c := id.Certificate()
+	name := c.Subject.CommonName
+	switch p.GetPrincipalClassification() {
+	case mspb.MSPPrincipal_ROLE:
+		role := new(mspb.MSPRole)
+		if err := proto.Unmarshal(p.GetPrincipal(), role); err != nil {
+			return fmt.Errorf("%w: decoding MSPRole: %w", ErrMalformed, err)
+		}
+		if role.GetMspIdentifier() != m.id {
+			return fmt.Errorf("%w: identity %q of %s is not of MSP %q", ErrPrincipal, name, m.id, role.GetMspIdentifier())
+		}
+		var want *ouIdentifier
+		switch role.GetRole() {
+		case mspb.MSPRole_MEMBER:
+			return nil
+		case mspb.MSPRole_ADMIN:
+			for _, a := range m.admins {
+				if a.Equal(c) {
+					return nil
+				}
+			}
+			if m.nodeOUs != nil && m.nodeOUs.admin != nil && hasOU(c, chain, m.nodeOUs.admin) {
+				return nil
+			}
+			return fmt.Errorf("%w: identity %q is not an admin of %s", ErrPrincipal, name, m.id)
+		case mspb.MSPRole_CLIENT:
+			want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.client })
+		case mspb.MSPRole_PEER:
+			want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.peer })
+		case mspb.MSPRole_ORDERER:
+			want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.orderer })
+		default:
+			return fmt.Errorf("%w: unknown role %d", ErrPrincipal, role.GetRole())
+		}
+		if m.nodeOUs == nil {
+			return fmt.Errorf("%w: role %s needs NodeOUs, which MSP %s does not enable", ErrPrincipal, role.GetRole(), m.id)
+		}
+		if want == nil {
+			return fmt.Errorf("%w: MSP %s defines no OU for role %s", ErrPrincipal, m.id, role.GetRole())
+		}
+		if !hasOU(c, chain, want) {
+			return fmt.Errorf("%w: identity %q of %s is not a %s", ErrPrincipal, name, m.id, role.GetRole())
+		}
+		return nil
+	case mspb.MSPPrincipal_IDENTITY:
+		sid, pc, err := decodeSerialized(p.GetPrincipal())
+		if err != nil {
+			return fmt.Errorf("IDENTITY principal: %w", err)
+		}
+		if sid.GetMspid() != m.id || !pc.Equal(c) {
+			return fmt.Errorf("%w: identity %q of %s is not the principal's identity", ErrPrincipal, name, m.id)
+		}
+		return nil
+	case mspb.MSPPrincipal_ORGANIZATION_UNIT:
+		ou := new(mspb.OrganizationUnit)
+		if err := proto.Unmarshal(p.GetPrincipal(), ou); err != nil {
+			return fmt.Errorf("%w: decoding OrganizationUnit: %w", ErrMalformed, err)
+		}
+		if ou.GetMspIdentifier() != m.id {
+			return fmt.Errorf("%w: identity %q of %s is not of MSP %q", ErrPrincipal, name, m.id, ou.GetMspIdentifier())
+		}
+		if !slices.Contains(c.Subject.OrganizationalUnit, ou.GetOrganizationalUnitIdentifier()) {
+			return fmt.Errorf("%w: identity %q of %s lacks OU %q", ErrPrincipal, name, m.id, ou.GetOrganizationalUnitIdentifier())
+		}
+		if len(ou.GetCertifiersIdentifier()) > 0 && !bytes.Equal(ou.GetCertifiersIdentifier(), certifiersID(chain)) {
+			return fmt.Errorf("%w: identity %q of %s has OU %q from another certifier", ErrPrincipal, name, m.id, ou.GetOrganizationalUnitIdentifier())
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: unsupported principal classification %s", ErrPrincipal, p.GetPrincipalClassification())
+	}
+}
+
+func (n *nodeOUs) get(f func(*nodeOUs) *ouIdentifier) *ouIdentifier {
+	if n == nil {
+		return nil
+	}
+	return f(n)
+}

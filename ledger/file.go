@@ -102,8 +102,13 @@ func OpenFile(dir string, opts ...FileOpt) (*File, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("ledger: creating directory: %w", err)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("ledger: creating directory: %w", err)
+		}
+		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+			return nil, fmt.Errorf("ledger: syncing parent of %s: %w", dir, err)
+		}
 	}
 	lock, err := lockFile(filepath.Join(dir, LockFileName))
 	if err != nil {

@@ -360,3 +360,29 @@ func TestCorruptError(t *testing.T) {
 	require.NotErrorIs(t, err, ErrClosed)
 	require.True(t, strings.HasSuffix(err.Error(), "/x/blocks.dat corrupt at offset 42: record checksum mismatch"), err.Error())
 }
+
+// TestFileLargeRecords damages records larger than the chunks in which
+// OpenFile looks for a valid record after a damaged one.
+func TestFileLargeRecords(t *testing.T) {
+	big := strings.Repeat("x", 1536<<10)
+	var blocks []*cb.Block
+	var prev *cb.Block
+	for i := range 3 {
+		prev = nextBlock(prev, big, fmt.Sprint(i))
+		blocks = append(blocks, prev)
+	}
+	_, data := writeLedger(t, blocks)
+	offs := recordOffsets(t, data)
+
+	bad := bytes.Clone(data)
+	bad[offs[1]+3] ^= 0x01 // length of block 1 now runs past the end
+	_, err := OpenFile(dirWith(t, bad), WithLogger(quietLogger()))
+	var ce *CorruptError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, offs[1], ce.Offset)
+
+	l := openFile(t, dirWith(t, data[:offs[3]-1]))
+	defer l.Close()
+	require.Equal(t, offs[3]-1-offs[2], l.Recovered())
+	requireChain(t, blocks[:2], l)
+}

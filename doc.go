@@ -1,0 +1,29 @@
+// Package kafkaconsensus orders transactions for blockchain-style orderers
+// by using Kafka as a shared, totally ordered log: the protocol of
+// Hyperledger Fabric's Kafka consenter (release 1.4), as an embeddable
+// library with Fabric's wire formats.
+//
+// # Packages
+//
+//   - consensus: Consenter and Chain, the deterministic ordering core and
+//     its franz-go loop; consensus/consensustest: an embedded multi-broker
+//     Kafka and multi-node helpers for tests and experiments.
+//   - blockcutter: Fabric's batching rules.
+//   - ledger: block storage, in memory or in crash-safe files.
+//   - msp and channelconfig: X.509 membership, signature policies, and the
+//     channel configuration that validates envelopes.
+//   - protoutil: blocks, Fabric's hashes, metadata and envelope helpers.
+//   - protos: the wire types (Fabric's field numbers) and the
+//     AtomicBroadcast gRPC service.
+//
+// # The flow of a transaction
+//
+// A client's signed envelope is validated against the channel
+// configuration (Chain.ProcessNormal) and produced to the channel's Kafka
+// partition (Chain.Order), which returns once Kafka acknowledged it. Every
+// orderer node consumes the partition in order and feeds each record to the
+// same deterministic core, which cuts the same blocks at the same offsets on
+// every node; each node appends them to its own ledger, with the Kafka
+// offsets in the block metadata so that a restarted node continues exactly
+// where it stopped.
+package kafkaconsensus

@@ -1,0 +1,339 @@
+package consensustest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DefaultBrokers is the number of brokers StartKafka starts unless told
+// otherwise with WithBrokers or WithSeedPorts.
+const DefaultBrokers = 3
+
+// Kafka is an embedded, in-process Kafka cluster of several brokers, all
+// listening on 127.0.0.1. It is safe for concurrent use. Start one with
+// StartKafka and stop it with Close.
+//
+// Broker node IDs are 0 to n-1, in the order of Addrs. The fault methods
+// that take node IDs apply to every broker when given none.
+type Kafka struct {
+	c     *kfake.Cluster
+	addrs []string
+
+	mu     sync.Mutex
+	lns    []*trackedListener // index is the node ID
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+// KafkaOpt configures StartKafka.
+type KafkaOpt func(*kafkaConfig)
+
+type kafkaConfig struct {
+	brokers    int
+	brokersSet bool
+	ports      []int
+	dataDir    string
+	logger     *slog.Logger
+	extra      []kfake.Opt
+}
+
+// WithBrokers sets the number of brokers, overriding DefaultBrokers.
+func WithBrokers(n int) KafkaOpt {
+	return func(c *kafkaConfig) { c.brokers, c.brokersSet = n, true }
+}
+
+// WithSeedPorts makes the brokers listen on the given ports of 127.0.0.1, one
+// broker per port, overriding random ports. A port of 0 is chosen at random.
+func WithSeedPorts(ports ...int) KafkaOpt {
+	return func(c *kafkaConfig) { c.ports = slices.Clone(ports) }
+}
+
+// WithDataDir persists the cluster's topics, logs and offsets in dir, so that
+// a Kafka started again on the same dir after Close finds them. Without it,
+// everything is kept in memory and lost on Close.
+func WithDataDir(dir string) KafkaOpt {
+	return func(c *kafkaConfig) { c.dataDir = dir }
+}
+
+// WithLogger sends the brokers' logs to l. By default they are discarded.
+func WithLogger(l *slog.Logger) KafkaOpt {
+	return func(c *kafkaConfig) { c.logger = l }
+}
+
+// WithClusterOpts passes options through to kfake.NewCluster, for example
+// kfake.BrokerConfigs or kfake.SeedTopics. The options StartKafka derives
+// from its own settings (number of brokers, ports, listener, data dir,
+// logger) are applied after these and take precedence.
+func WithClusterOpts(opts ...kfake.Opt) KafkaOpt {
+	return func(c *kafkaConfig) { c.extra = append(c.extra, opts...) }
+}
+
+func (c *kafkaConfig) validate() error {
+	if c.brokersSet && c.brokers < 1 {
+		return fmt.Errorf("consensustest: WithBrokers(%d): need at least one broker", c.brokers)
+	}
+	if len(c.ports) > 0 {
+		if c.brokersSet && c.brokers != len(c.ports) {
+			return fmt.Errorf("consensustest: WithBrokers(%d) contradicts WithSeedPorts with %d ports", c.brokers, len(c.ports))
+		}
+		for _, p := range c.ports {
+			if p < 0 || p > 65535 {
+				return fmt.Errorf("consensustest: WithSeedPorts: invalid port %d", p)
+			}
+		}
+		c.brokers = len(c.ports)
+	}
+	return nil
+}
+
+// StartKafka starts an embedded Kafka cluster on 127.0.0.1, by default with
+// DefaultBrokers brokers on random ports. The caller must Close it.
+func StartKafka(opts ...KafkaOpt) (*Kafka, error) {
+	cfg := kafkaConfig{brokers: DefaultBrokers}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+
+	k := &Kafka{conns: make(map[*trackedConn]struct{})}
+	kopts := slices.Clone(cfg.extra)
+	kopts = append(kopts,
+		kfake.NumBrokers(cfg.brokers),
+		kfake.ListenFn(k.listen),
+	)
+	if len(cfg.ports) > 0 {
+		kopts = append(kopts, kfake.Ports(cfg.ports...))
+	}
+	if cfg.dataDir != "" {
+		kopts = append(kopts, kfake.DataDir(cfg.dataDir))
+	}
+	if cfg.logger != nil {
+		kopts = append(kopts, kfake.WithLogger(slogLogger{cfg.logger}))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		k.closeConns(nil)
+		return nil, fmt.Errorf("consensustest: starting kafka: %w", err)
+	}
+	k.c = c
+	k.addrs = c.ListenAddrs()
+	return k, nil
+}
+
+// Addrs returns the brokers' host:port addresses, indexed by node ID, to use
+// as seed brokers.
+func (k *Kafka) Addrs() []string { return slices.Clone(k.addrs) }
+
+// Cluster returns the underlying kfake cluster, for what Kafka does not wrap:
+// Cluster().Fault for targeted faults (a topic, a node, a request key),
+// ControlKey, MoveTopicPartition, ShufflePartitionLeaders and so on.
+func (k *Kafka) Cluster() *kfake.Cluster { return k.c }
+
+// Close stops the cluster and closes every client connection to it. With
+// WithDataDir, the state is saved first. Close is idempotent.
+func (k *Kafka) Close() {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return
+	}
+	k.closed = true
+	k.mu.Unlock()
+	k.c.Close()
+	k.closeConns(nil)
+}
+
+// FailProduce answers the next n produce requests (n < 0: all of them until
+// the returned handle's Remove is called) with err for every partition
+// written to; the records are not appended. A nil err means
+// kerr.NotEnoughReplicas, the answer of a real broker whose in-sync replica
+// set shrank below min.insync.replicas: it is retriable, so a kgo producer
+// retries and the records are delivered once the fault is used up or
+// removed. Pass a non-retriable code, such as kerr.InvalidRecord or
+// kerr.TopicAuthorizationFailed, to make kgo fail the records with it.
+// Before retrying, kgo refreshes metadata at most once per kgo.MetadataMinAge
+// (5s by default); tests lower it to keep retries fast.
+//
+// The handle reports how many requests were failed (Hits, Wait).
+func (k *Kafka) FailProduce(n int, err *kerr.Error) *kfake.FaultHandle {
+	if err == nil {
+		err = kerr.NotEnoughReplicas
+	}
+	return k.fault(kmsg.Produce, n, err)
+}
+
+// FailFetch answers the next n fetch requests (n < 0: all of them until the
+// returned handle's Remove is called) with err for every partition fetched.
+// A nil err means kerr.UnknownServerError, which is not retriable: a kgo
+// consumer returns it from PollFetches (Fetches.Errors) and keeps fetching
+// from the same offset, so records arrive once the fault is used up or
+// removed. A retriable code, such as kerr.NotLeaderForPartition, is retried
+// inside kgo and only reaches PollFetches with kgo.KeepRetryableFetchErrors.
+func (k *Kafka) FailFetch(n int, err *kerr.Error) *kfake.FaultHandle {
+	if err == nil {
+		err = kerr.UnknownServerError
+	}
+	return k.fault(kmsg.Fetch, n, err)
+}
+
+func (k *Kafka) fault(key kmsg.Key, n int, err *kerr.Error) *kfake.FaultHandle {
+	if n == 0 {
+		return k.c.Fault() // nothing to fail; a handle with no faults
+	}
+	if n < 0 {
+		n = -1
+	}
+	return k.c.Fault(kfake.Fault{Keys: []kmsg.Key{key}, Err: err, Count: n})
+}
+
+// DropConnections closes every open client connection to the given brokers
+// (all brokers when none are given). Clients see the connection fail, then
+// reconnect: the brokers keep accepting new connections unless paused.
+func (k *Kafka) DropConnections(nodes ...int32) {
+	k.closeConns(nodes)
+}
+
+// Pause makes the given brokers (all brokers when none are given)
+// unreachable: their open client connections are closed and every new one
+// is closed as soon as it is accepted, as when a broker is down or
+// partitioned away. The brokers keep their data. Resume undoes it.
+func (k *Kafka) Pause(nodes ...int32) {
+	k.setDown(nodes, true)
+	k.closeConns(nodes)
+}
+
+// Resume makes brokers paused with Pause reachable again (all brokers when
+// none are given). Clients reconnect on their next attempt.
+func (k *Kafka) Resume(nodes ...int32) {
+	k.setDown(nodes, false)
+}
+
+// Paused reports whether broker node is paused.
+func (k *Kafka) Paused(node int32) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if node < 0 || int(node) >= len(k.lns) {
+		return false
+	}
+	return k.lns[node].down
+}
+
+func (k *Kafka) setDown(nodes []int32, down bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, ln := range k.lns {
+		if len(nodes) == 0 || slices.Contains(nodes, int32(i)) {
+			ln.down = down
+		}
+	}
+}
+
+// closeConns closes the connections to the given nodes, all if nodes is
+// empty.
+func (k *Kafka) closeConns(nodes []int32) {
+	k.mu.Lock()
+	var cs []*trackedConn
+	for c := range k.conns {
+		if len(nodes) == 0 || slices.Contains(nodes, c.ln.node) {
+			cs = append(cs, c)
+			delete(k.conns, c)
+		}
+	}
+	k.mu.Unlock()
+	for _, c := range cs {
+		c.Conn.Close()
+	}
+}
+
+// listen is kfake's ListenFn. Brokers are created in node ID order, and
+// brokers added later through Cluster().AddNode are numbered after them.
+func (k *Kafka) listen(network, addr string) (net.Listener, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	tl := &trackedListener{Listener: ln, k: k, node: int32(len(k.lns))}
+	k.lns = append(k.lns, tl)
+	return tl, nil
+}
+
+// trackedListener records the connections it accepts, so that they can be
+// dropped, and drops new ones at once while its broker is paused.
+type trackedListener struct {
+	net.Listener
+	k    *Kafka
+	node int32
+	down bool // guarded by k.mu
+}
+
+func (l *trackedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.k.mu.Lock()
+		if l.down || l.k.closed {
+			l.k.mu.Unlock()
+			c.Close()
+			continue
+		}
+		tc := &trackedConn{Conn: c, ln: l}
+		l.k.conns[tc] = struct{}{}
+		l.k.mu.Unlock()
+		return tc, nil
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	ln *trackedListener
+}
+
+func (c *trackedConn) Close() error {
+	c.ln.k.mu.Lock()
+	delete(c.ln.k.conns, c)
+	c.ln.k.mu.Unlock()
+	err := c.Conn.Close()
+	if errors.Is(err, net.ErrClosed) {
+		return nil // already dropped by the Kafka
+	}
+	return err
+}
+
+// slogLogger adapts a *slog.Logger to kfake.Logger.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	var lvl slog.Level
+	switch level {
+	case kfake.LogLevelError:
+		lvl = slog.LevelError
+	case kfake.LogLevelWarn:
+		lvl = slog.LevelWarn
+	case kfake.LogLevelInfo:
+		lvl = slog.LevelInfo
+	case kfake.LogLevelDebug:
+		lvl = slog.LevelDebug
+	default:
+		return
+	}
+	ctx := context.Background()
+	if !s.l.Enabled(ctx, lvl) {
+		return
+	}
+	s.l.Log(ctx, lvl, fmt.Sprintf(format, args...), "component", "kfake")
+}

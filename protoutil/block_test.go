@@ -1,8 +1,11 @@
 package protoutil
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/hex"
+	"math/big"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,4 +74,34 @@ func TestMetadataRoundTrip(t *testing.T) {
 	b.Metadata.Metadata = nil
 	_, err = Metadata(b, cb.BlockMetadataIndex_ORDERER)
 	require.ErrorIs(t, err, ErrNoMetadata)
+}
+
+func TestHeaderBytesMatchesASN1(t *testing.T) {
+	type asn1Header struct {
+		Number       *big.Int
+		PreviousHash []byte
+		DataHash     []byte
+	}
+	numbers := []uint64{0, 1, 127, 128, 255, 256, 65535, 1 << 23, 1 << 31, 1<<63 - 1, 1 << 63, ^uint64(0)}
+	sizes := []int{0, 1, 32, 127, 128, 255, 256, 70000}
+	for _, n := range numbers {
+		for _, ps := range sizes {
+			for _, ds := range []int{0, 32, 200} {
+				h := &cb.BlockHeader{Number: n, PreviousHash: bytes.Repeat([]byte{0xab}, ps), DataHash: bytes.Repeat([]byte{0xcd}, ds)}
+				want, err := asn1.Marshal(asn1Header{new(big.Int).SetUint64(n), h.PreviousHash, h.DataHash})
+				require.NoError(t, err)
+				got := HeaderBytes(h)
+				require.Equal(t, want, got, "number %d, prev %d, data %d", n, ps, ds)
+				require.Equal(t, len(got), cap(got))
+			}
+		}
+	}
+}
+
+func BenchmarkHeaderHash(b *testing.B) {
+	h := &cb.BlockHeader{Number: 12345, PreviousHash: make([]byte, 32), DataHash: make([]byte, 32)}
+	b.ReportAllocs()
+	for b.Loop() {
+		HeaderHash(h)
+	}
 }

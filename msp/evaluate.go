@@ -96,8 +96,13 @@ func checkSigned(sd SignedData, mgr *Manager) (signer, error) {
 	return signer{id: id, msp: m, chain: chain}, nil
 }
 
-// checkEnvelope rejects envelopes whose rule is missing, too deep, has a
-// negative threshold or refers to identities out of range.
+// ValidateSignaturePolicy returns an error wrapping ErrMalformed when env
+// cannot be evaluated: no rule, an empty rule, a negative threshold, an
+// identity index out of range or gates nested too deep.
+func ValidateSignaturePolicy(env *cb.SignaturePolicyEnvelope) error {
+	return checkEnvelope(env)
+}
+
 func checkEnvelope(env *cb.SignaturePolicyEnvelope) error {
 	if env == nil || env.GetRule() == nil {
 		return fmt.Errorf("%w: signature policy without a rule", ErrMalformed)

@@ -1,0 +1,161 @@
+package channelconfig
+
+import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	mspb "github.com/kafkaconsensus/kafkaconsensus/protos/msp"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+// Names of the policies every channel defines.
+const (
+	// ReadersPolicy authorises Deliver requests.
+	ReadersPolicy = "Readers"
+	// WritersPolicy authorises normal transactions (Broadcast, Order).
+	WritersPolicy = "Writers"
+	// AdminsPolicy authorises configuration updates.
+	AdminsPolicy = "Admins"
+)
+
+// ImplicitMetaPolicy returns a Policy of type IMPLICIT_META: rule (ANY, ALL
+// or MAJORITY) over the policy named subPolicy of every organisation.
+func ImplicitMetaPolicy(subPolicy string, rule cb.ImplicitMetaPolicy_Rule) *cb.Policy {
+	return &cb.Policy{
+		Type:  int32(cb.Policy_IMPLICIT_META),
+		Value: protoutil.MarshalOrPanic(&cb.ImplicitMetaPolicy{SubPolicy: subPolicy, Rule: rule}),
+	}
+}
+
+// SignaturePolicy returns a Policy of type SIGNATURE holding env.
+func SignaturePolicy(env *cb.SignaturePolicyEnvelope) *cb.Policy {
+	return &cb.Policy{Type: int32(cb.Policy_SIGNATURE), Value: protoutil.MarshalOrPanic(env)}
+}
+
+// DefaultChannelPolicies returns Fabric's default channel policies: Readers
+// is ANY Readers, Writers is ANY Writers and Admins is MAJORITY Admins, all
+// implicit meta policies over the organisations.
+func DefaultChannelPolicies() map[string]*cb.Policy {
+	return map[string]*cb.Policy{
+		ReadersPolicy: ImplicitMetaPolicy(ReadersPolicy, cb.ImplicitMetaPolicy_ANY),
+		WritersPolicy: ImplicitMetaPolicy(WritersPolicy, cb.ImplicitMetaPolicy_ANY),
+		AdminsPolicy:  ImplicitMetaPolicy(AdminsPolicy, cb.ImplicitMetaPolicy_MAJORITY),
+	}
+}
+
+// DefaultOrgPolicies returns Fabric's default policies of organisation
+// mspID: Readers and Writers are OR('mspID.member'), Admins is
+// OR('mspID.admin').
+func DefaultOrgPolicies(mspID string) map[string]*cb.Policy {
+	return map[string]*cb.Policy{
+		ReadersPolicy: SignaturePolicy(msp.SignedByMSPRole(mspID, mspb.MSPRole_MEMBER)),
+		WritersPolicy: SignaturePolicy(msp.SignedByMSPRole(mspID, mspb.MSPRole_MEMBER)),
+		AdminsPolicy:  SignaturePolicy(msp.SignedByMSPRole(mspID, mspb.MSPRole_ADMIN)),
+	}
+}
+
+// NewOrganization returns the organisation defined by m, named m.Name, with
+// DefaultOrgPolicies.
+func NewOrganization(m *ccpb.MSPConfig) *ccpb.Organization {
+	return &ccpb.Organization{MspId: m.GetName(), Msp: m, Policies: DefaultOrgPolicies(m.GetName())}
+}
+
+// policy is a decoded channel policy: exactly one field is set.
+type policy struct {
+	sig  *cb.SignaturePolicyEnvelope
+	meta *cb.ImplicitMetaPolicy
+}
+
+func decodePolicy(name string, p *cb.Policy, allowMeta bool) (policy, error) {
+	if p == nil {
+		return policy{}, fmt.Errorf("%w: policy %q is nil", ErrMalformed, name)
+	}
+	switch cb.Policy_PolicyType(p.GetType()) {
+	case cb.Policy_SIGNATURE:
+		env := new(cb.SignaturePolicyEnvelope)
+		if err := proto.Unmarshal(p.GetValue(), env); err != nil {
+			return policy{}, fmt.Errorf("%w: policy %q: %w", ErrMalformed, name, err)
+		}
+		if err := msp.ValidateSignaturePolicy(env); err != nil {
+			return policy{}, fmt.Errorf("%w: policy %q: %w", ErrMalformed, name, err)
+		}
+		return policy{sig: env}, nil
+	case cb.Policy_IMPLICIT_META:
+		if !allowMeta {
+			return policy{}, fmt.Errorf("%w: policy %q: an organisation policy must be of type SIGNATURE", ErrMalformed, name)
+		}
+		m := new(cb.ImplicitMetaPolicy)
+		if err := proto.Unmarshal(p.GetValue(), m); err != nil {
+			return policy{}, fmt.Errorf("%w: policy %q: %w", ErrMalformed, name, err)
+		}
+		if m.GetSubPolicy() == "" {
+			return policy{}, fmt.Errorf("%w: policy %q: implicit meta policy without a sub-policy", ErrMalformed, name)
+		}
+		if _, ok := cb.ImplicitMetaPolicy_Rule_name[int32(m.GetRule())]; !ok {
+			return policy{}, fmt.Errorf("%w: policy %q: unknown implicit meta rule %d", ErrMalformed, name, m.GetRule())
+		}
+		return policy{meta: m}, nil
+	default:
+		return policy{}, fmt.Errorf("%w: policy %q has unsupported type %d", ErrMalformed, name, p.GetType())
+	}
+}
+
+// EvaluatePolicy returns nil when signed satisfies the channel policy name
+// ("Readers", "Writers", "Admins" or another channel policy), and an error
+// wrapping ErrForbidden (and msp.ErrPolicyNotSatisfied) naming what was
+// not satisfied otherwise. A SIGNATURE policy is evaluated with
+// msp.EvaluateSignaturePolicy. An IMPLICIT_META policy evaluates the
+// sub-policy of every organisation (application and orderer organisations
+// together, each MSP ID once): ANY needs one, ALL needs all, MAJORITY needs
+// strictly more than half; an organisation without that sub-policy counts
+// as not satisfied, and with no organisations at all the policy is
+// satisfied, as in Fabric.
+func (b *Bundle) EvaluatePolicy(name string, signed []msp.SignedData) error {
+	p, ok := b.policies[name]
+	if !ok {
+		return fmt.Errorf("%w: channel %s has no policy %q", ErrForbidden, b.ChannelID(), name)
+	}
+	if p.sig != nil {
+		if err := msp.EvaluateSignaturePolicy(p.sig, signed, b.mgr); err != nil {
+			return fmt.Errorf("%w: channel %s: policy %s: %w", ErrForbidden, b.ChannelID(), name, err)
+		}
+		return nil
+	}
+	n := len(b.orgs)
+	var threshold int
+	switch p.meta.GetRule() {
+	case cb.ImplicitMetaPolicy_ANY:
+		threshold = 1
+	case cb.ImplicitMetaPolicy_ALL:
+		threshold = n
+	default:
+		threshold = n/2 + 1
+	}
+	if n == 0 {
+		return nil
+	}
+	satisfied := 0
+	var failures []string
+	for _, o := range b.orgs {
+		sub, ok := o.policies[p.meta.GetSubPolicy()]
+		if !ok {
+			failures = append(failures, fmt.Sprintf("%s has no policy %s", o.id, p.meta.GetSubPolicy()))
+			continue
+		}
+		if err := msp.EvaluateSignaturePolicy(sub, signed, b.mgr); err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", o.id, err))
+			continue
+		}
+		if satisfied++; satisfied >= threshold {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: channel %s: policy %s (%s %s): %d of %d organisations satisfied, need %d: %w: %s",
+		ErrForbidden, b.ChannelID(), name, p.meta.GetRule(), p.meta.GetSubPolicy(), satisfied, n, threshold,
+		msp.ErrPolicyNotSatisfied, strings.Join(failures, "; "))
+}

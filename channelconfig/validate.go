@@ -1,0 +1,141 @@
+package channelconfig
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+// ValidateNormal checks a normal (non-configuration) envelope submitted to
+// the channel, in this order: its size (payload plus signature) is at most
+// AbsoluteMaxBytes (else ErrTooLarge); its payload and headers decode (else
+// ErrMalformed); its channel header names this channel (else
+// ErrWrongChannel); its header type is not CONFIG (else ErrMalformed); its
+// creator deserializes and is valid (else ErrForbidden, also wrapping the
+// msp error); its signature over the payload verifies (else
+// ErrBadSignature); its creator's signature satisfies the Writers policy
+// (else ErrForbidden).
+func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
+	h, err := b.checkEnvelope(env, true)
+	if err != nil {
+		return err
+	}
+	if cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG {
+		return fmt.Errorf("%w: channel %s: CONFIG envelope submitted as a normal message", ErrMalformed, b.ChannelID())
+	}
+	return b.EvaluatePolicy(WritersPolicy, []msp.SignedData{signedData(env, h)})
+}
+
+// ValidateDeliver checks a Deliver request: a DELIVER_SEEK_INFO envelope for
+// this channel (else ErrMalformed or ErrWrongChannel) whose creator is
+// valid (else ErrForbidden), whose signature verifies (else
+// ErrBadSignature) and satisfies the Readers policy (else ErrForbidden). Its
+// size is not limited.
+func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
+	h, err := b.checkEnvelope(env, false)
+	if err != nil {
+		return err
+	}
+	if t := cb.HeaderType(h.ChannelHeader.GetType()); t != cb.HeaderType_DELIVER_SEEK_INFO {
+		return fmt.Errorf("%w: channel %s: header type %s, want DELIVER_SEEK_INFO", ErrMalformed, b.ChannelID(), t)
+	}
+	return b.EvaluatePolicy(ReadersPolicy, []msp.SignedData{signedData(env, h)})
+}
+
+// ValidateConfig checks a configuration update and returns the Bundle of
+// the new configuration. env must pass the size, decoding and channel
+// checks of ValidateNormal, have header type CONFIG (else ErrMalformed),
+// be signed by a valid creator (else ErrForbidden or ErrBadSignature), and
+// carry a ConfigEnvelope (else ErrMalformed) whose configuration is for this
+// channel (else ErrWrongChannel), has sequence Sequence()+1 (else
+// ErrBadSequence), and whose ConfigSignatures, each over its
+// signature_header followed by the config bytes, satisfy the current Admins
+// policy (else ErrForbidden). The new configuration must pass NewBundle
+// (else ErrMalformed); the new Bundle keeps b's options.
+func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
+	h, err := b.checkEnvelope(env, true)
+	if err != nil {
+		return nil, err
+	}
+	if t := cb.HeaderType(h.ChannelHeader.GetType()); t != cb.HeaderType_CONFIG {
+		return nil, fmt.Errorf("%w: channel %s: header type %s, want CONFIG", ErrMalformed, b.ChannelID(), t)
+	}
+	ce, cfg, err := decodeConfigEnvelope(h.Payload.GetData())
+	if err != nil {
+		return nil, fmt.Errorf("channel %s: %w", b.ChannelID(), err)
+	}
+	if cfg.GetChannelId() != b.ChannelID() {
+		return nil, fmt.Errorf("%w: channel %s: configuration for channel %q", ErrWrongChannel, b.ChannelID(), cfg.GetChannelId())
+	}
+	if cfg.GetSequence() != b.Sequence()+1 {
+		return nil, fmt.Errorf("%w: channel %s: configuration sequence %d, want %d", ErrBadSequence, b.ChannelID(), cfg.GetSequence(), b.Sequence()+1)
+	}
+	signed := make([]msp.SignedData, 0, len(ce.GetSignatures()))
+	for i, cs := range ce.GetSignatures() {
+		sh := new(cb.SignatureHeader)
+		if err := proto.Unmarshal(cs.GetSignatureHeader(), sh); err != nil {
+			return nil, fmt.Errorf("%w: channel %s: config signature %d: %w", ErrMalformed, b.ChannelID(), i, err)
+		}
+		data := make([]byte, 0, len(cs.GetSignatureHeader())+len(ce.GetConfig()))
+		data = append(append(data, cs.GetSignatureHeader()...), ce.GetConfig()...)
+		signed = append(signed, msp.SignedData{Data: data, Identity: sh.GetCreator(), Signature: cs.GetSignature()})
+	}
+	if err := b.EvaluatePolicy(AdminsPolicy, signed); err != nil {
+		return nil, fmt.Errorf("configuration update to sequence %d: %w", cfg.GetSequence(), err)
+	}
+	nb, err := NewBundle(cfg, b.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("configuration update to sequence %d: %w", cfg.GetSequence(), err)
+	}
+	return nb, nil
+}
+
+func signedData(env *cb.Envelope, h *protoutil.Headers) msp.SignedData {
+	return msp.SignedData{Data: env.GetPayload(), Identity: h.SignatureHeader.GetCreator(), Signature: env.GetSignature()}
+}
+
+// checkEnvelope runs the checks shared by every kind of envelope: size
+// (when limit), headers, channel, creator validity and signature.
+func (b *Bundle) checkEnvelope(env *cb.Envelope, limit bool) (*protoutil.Headers, error) {
+	if env == nil {
+		return nil, fmt.Errorf("%w: channel %s: nil envelope", ErrMalformed, b.ChannelID())
+	}
+	if size, max := protoutil.EnvelopeSize(env), b.BatchSize().AbsoluteMaxBytes; limit && size > int(max) {
+		return nil, fmt.Errorf("%w: channel %s: envelope of %d bytes exceeds AbsoluteMaxBytes %d", ErrTooLarge, b.ChannelID(), size, max)
+	}
+	h, err := protoutil.EnvelopeHeaders(env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: channel %s: %w", ErrMalformed, b.ChannelID(), err)
+	}
+	if got := h.ChannelHeader.GetChannelId(); got != b.ChannelID() {
+		return nil, fmt.Errorf("%w: envelope for channel %q sent to channel %s", ErrWrongChannel, got, b.ChannelID())
+	}
+	id, err := b.mgr.Deserialize(h.SignatureHeader.GetCreator())
+	if err != nil {
+		return nil, fmt.Errorf("%w: channel %s: creator: %w", ErrForbidden, b.ChannelID(), err)
+	}
+	if err := b.mgr.Validate(id); err != nil {
+		return nil, fmt.Errorf("%w: channel %s: creator: %w", ErrForbidden, b.ChannelID(), err)
+	}
+	if err := id.Verify(env.GetPayload(), env.GetSignature()); err != nil {
+		return nil, fmt.Errorf("channel %s: envelope signature: %w", b.ChannelID(), err)
+	}
+	return h, nil
+}
+
+func decodeConfigEnvelope(data []byte) (*ccpb.ConfigEnvelope, *ccpb.ChannelConfig, error) {
+	ce := new(ccpb.ConfigEnvelope)
+	if err := proto.Unmarshal(data, ce); err != nil {
+		return nil, nil, fmt.Errorf("%w: decoding ConfigEnvelope: %w", ErrMalformed, err)
+	}
+	cfg := new(ccpb.ChannelConfig)
+	if err := proto.Unmarshal(ce.GetConfig(), cfg); err != nil {
+		return nil, nil, fmt.Errorf("%w: decoding ChannelConfig: %w", ErrMalformed, err)
+	}
+	return ce, cfg, nil
+}

@@ -1,0 +1,190 @@
+package consensus
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Signer signs blocks on behalf of a node: msp.SigningIdentity satisfies
+// it.
+type Signer interface {
+	// Serialize returns the marshalled msp.SerializedIdentity of the signer.
+	Serialize() ([]byte, error)
+	// Sign signs msg.
+	Sign(msg []byte) ([]byte, error)
+}
+
+// RetryPolicy is how a chain retries its Kafka set-up (topic, producer,
+// consumer), as Fabric's Kafka.Retry settings: every ShortInterval until
+// ShortTotal has passed, then every LongInterval until LongTotal has passed,
+// then the chain halts.
+type RetryPolicy struct {
+	ShortInterval time.Duration
+	ShortTotal    time.Duration
+	LongInterval  time.Duration
+	LongTotal     time.Duration
+}
+
+// DefaultRetryPolicy retries every second for a minute, then every 10
+// seconds for an hour.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{ShortInterval: time.Second, ShortTotal: time.Minute, LongInterval: 10 * time.Second, LongTotal: time.Hour}
+}
+
+func (p RetryPolicy) validate() error {
+	if p.ShortInterval <= 0 || p.LongInterval <= 0 || p.ShortTotal < 0 || p.LongTotal < 0 {
+		return fmt.Errorf("retry policy %+v: intervals must be positive and totals not negative", p)
+	}
+	return nil
+}
+
+// next returns how long to wait before the next attempt, given how long
+// the attempts have lasted, or false when time is up.
+func (p RetryPolicy) next(elapsed time.Duration) (time.Duration, bool) {
+	switch {
+	case elapsed < p.ShortTotal:
+		return p.ShortInterval, true
+	case elapsed < p.ShortTotal+p.LongTotal:
+		return p.LongInterval, true
+	default:
+		return 0, false
+	}
+}
+
+type settings struct {
+	seeds        []string
+	tls          *tls.Config
+	sasl         []sasl.Mechanism
+	clientID     string
+	retry        RetryPolicy
+	topic        TopicSettings
+	strictTopic  bool
+	errorTimeout time.Duration
+	linger       time.Duration
+	maxRecord    int32
+	logger       *slog.Logger
+	meters       metric.MeterProvider
+	tracers      trace.TracerProvider
+	signer       Signer
+	parser       ConfigParser
+	kgoOpts      []kgo.Opt
+}
+
+func defaultSettings() settings {
+	return settings{
+		clientID:     "kafkaconsensus",
+		retry:        DefaultRetryPolicy(),
+		topic:        DefaultTopicSettings(),
+		errorTimeout: 2 * time.Second,
+		linger:       2 * time.Millisecond,
+		maxRecord:    16 << 20,
+	}
+}
+
+func (c *settings) validate() error {
+	var errs []error
+	if len(c.seeds) == 0 {
+		errs = append(errs, errors.New("no seed brokers (use WithSeedBrokers)"))
+	}
+	if c.parser == nil {
+		errs = append(errs, errors.New("no config parser (use WithConfigParser, or BundleConfigParser)"))
+	}
+	if err := c.retry.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.topic.ReplicationFactor < 1 || c.topic.MinInsyncReplicas < 1 || int(c.topic.ReplicationFactor) < c.topic.MinInsyncReplicas {
+		errs = append(errs, fmt.Errorf("topic settings %+v: need 1 <= min.insync.replicas <= replication factor", c.topic))
+	}
+	if c.errorTimeout < 0 || c.linger < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.maxRecord < 1<<10 {
+		errs = append(errs, fmt.Errorf("max record bytes %d is below 1 KiB", c.maxRecord))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("consensus: invalid options: %w", errors.Join(errs...))
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if c.meters == nil {
+		c.meters = otel.GetMeterProvider()
+	}
+	if c.tracers == nil {
+		c.tracers = otel.GetTracerProvider()
+	}
+	return nil
+}
+
+// Opt configures a Consenter.
+type Opt func(*settings)
+
+// WithSeedBrokers sets the Kafka brokers to bootstrap from ("host:port").
+func WithSeedBrokers(addrs ...string) Opt { return func(c *settings) { c.seeds = addrs } }
+
+// WithTLS connects to Kafka over TLS.
+func WithTLS(cfg *tls.Config) Opt { return func(c *settings) { c.tls = cfg } }
+
+// WithSASL authenticates to Kafka with the given mechanisms (see
+// github.com/twmb/franz-go/pkg/sasl).
+func WithSASL(m ...sasl.Mechanism) Opt { return func(c *settings) { c.sasl = m } }
+
+// WithClientID sets the Kafka client ID (default "kafkaconsensus").
+func WithClientID(id string) Opt { return func(c *settings) { c.clientID = id } }
+
+// WithRetry sets how Kafka set-up is retried (default DefaultRetryPolicy).
+func WithRetry(p RetryPolicy) Opt { return func(c *settings) { c.retry = p } }
+
+// WithTopicSettings sets the settings channel topics are created with and
+// checked against (default DefaultTopicSettings).
+func WithTopicSettings(s TopicSettings) Opt { return func(c *settings) { c.topic = s } }
+
+// WithStrictTopic makes a chain refuse to start on an existing topic with
+// unsafe settings, instead of logging them.
+func WithStrictTopic() Opt { return func(c *settings) { c.strictTopic = true } }
+
+// WithErrorTimeout sets how long consumption may fail before the chain
+// reports itself errored (default 2s; 0 reports at the first error).
+func WithErrorTimeout(d time.Duration) Opt { return func(c *settings) { c.errorTimeout = d } }
+
+// WithProduceLinger sets how long the producer waits to fill a batch
+// (default 2ms).
+func WithProduceLinger(d time.Duration) Opt { return func(c *settings) { c.linger = d } }
+
+// WithMaxRecordBytes sets the largest record the producer sends (default
+// 16 MiB); the topic's max.message.bytes must allow it.
+func WithMaxRecordBytes(n int32) Opt { return func(c *settings) { c.maxRecord = n } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Opt { return func(c *settings) { c.logger = l } }
+
+// WithMeterProvider sets the OpenTelemetry meter provider (default the
+// global one).
+func WithMeterProvider(p metric.MeterProvider) Opt { return func(c *settings) { c.meters = p } }
+
+// WithTracerProvider sets the OpenTelemetry tracer provider (default the
+// global one).
+func WithTracerProvider(p trace.TracerProvider) Opt { return func(c *settings) { c.tracers = p } }
+
+// WithSigner makes the node sign every block it writes (SIGNATURES
+// metadata). Without it blocks are not signed.
+func WithSigner(s Signer) Opt { return func(c *settings) { c.signer = s } }
+
+// WithConfigParser sets how channel configurations are read from config
+// blocks; it is the validation hook (see ChannelConfig).
+func WithConfigParser(p ConfigParser) Opt { return func(c *settings) { c.parser = p } }
+
+// WithKgoOpts adds franz-go client options, after the chain's own (for
+// example kgo.WithHooks for kotel or kslog).
+func WithKgoOpts(opts ...kgo.Opt) Opt {
+	return func(c *settings) { c.kgoOpts = append(c.kgoOpts, opts...) }
+}

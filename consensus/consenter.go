@@ -24,8 +24,8 @@ type Consenter struct {
 	closed bool
 }
 
-// NewConsenter returns a Consenter configured by opts. WithSeedBrokers and
-// WithConfigParser are required.
+// NewConsenter returns a Consenter configured by opts. WithSeedBrokers is
+// required.
 func NewConsenter(opts ...Opt) (*Consenter, error) {
 	cfg := defaultSettings()
 	for _, o := range opts {

@@ -87,6 +87,7 @@ func defaultSettings() settings {
 		errorTimeout: 2 * time.Second,
 		linger:       2 * time.Millisecond,
 		maxRecord:    16 << 20,
+		parser:       BundleConfigParser(),
 	}
 }
 
@@ -94,9 +95,6 @@ func (c *settings) validate() error {
 	var errs []error
 	if len(c.seeds) == 0 {
 		errs = append(errs, errors.New("no seed brokers (use WithSeedBrokers)"))
-	}
-	if c.parser == nil {
-		errs = append(errs, errors.New("no config parser (use WithConfigParser, or BundleConfigParser)"))
 	}
 	if err := c.retry.validate(); err != nil {
 		errs = append(errs, err)
@@ -180,7 +178,8 @@ func WithTracerProvider(p trace.TracerProvider) Opt { return func(c *settings) {
 func WithSigner(s Signer) Opt { return func(c *settings) { c.signer = s } }
 
 // WithConfigParser sets how channel configurations are read from config
-// blocks; it is the validation hook (see ChannelConfig).
+// blocks; it is the validation hook (see ChannelConfig). The default is
+// BundleConfigParser().
 func WithConfigParser(p ConfigParser) Opt { return func(c *settings) { c.parser = p } }
 
 // WithKgoOpts adds franz-go client options, after the chain's own (for

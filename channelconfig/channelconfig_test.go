@@ -365,8 +365,14 @@ func TestValidateConfig(t *testing.T) {
 			Config:     protoutil.MarshalOrPanic(next()),
 			Signatures: []*ccpb.ConfigSignature{{SignatureHeader: []byte{0xff}}},
 		})), channelconfig.ErrMalformed},
-		{"bad envelope signature", func() *cb.Envelope { e := envelope(next(), 0, 1); e.Signature = envelope(next(), 0, 1).Signature; return e }(), channelconfig.ErrBadSignature},
-		{"too large", envelope(next(func(c *ccpb.ChannelConfig) { c.Kafka = &ccpb.KafkaSettings{Brokers: []string{string(make([]byte, 2<<20))}} }), 0, 1), channelconfig.ErrTooLarge},
+		{"bad envelope signature", func() *cb.Envelope {
+			e := envelope(next(), 0, 1)
+			e.Signature = envelope(next(), 0, 1).Signature
+			return e
+		}(), channelconfig.ErrBadSignature},
+		{"too large", envelope(next(func(c *ccpb.ChannelConfig) {
+			c.Kafka = &ccpb.KafkaSettings{Brokers: []string{string(make([]byte, 2<<20))}}
+		}), 0, 1), channelconfig.ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

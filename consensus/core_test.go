@@ -482,7 +482,11 @@ func contents(t *testing.T, log [][]byte) []string {
 // appended later, by one or several nodes), return the same blocks, byte
 // for byte, and the same messages to produce.
 func TestCoreManyNodesSameBlocks(t *testing.T) {
-	for seed := uint64(1); seed <= 100; seed++ {
+	seeds := uint64(100)
+	if testing.Short() || raceEnabled() {
+		seeds = 20
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		sim := newSim(t, seed, 3, true)
 		sim.run(400)
 		require.NotEmpty(t, sim.blocks, "seed %d", seed)

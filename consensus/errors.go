@@ -37,8 +37,10 @@ type RecordError struct {
 	Err     error
 }
 
+// Error names the channel and offset, then the cause.
 func (e *RecordError) Error() string {
 	return fmt.Sprintf("channel %s, offset %d: %v", e.Channel, e.Offset, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *RecordError) Unwrap() error { return e.Err }

@@ -1,0 +1,76 @@
+// Package consensus orders the envelopes of a channel through one Kafka
+// partition, following the protocol of Hyperledger Fabric's Kafka consenter
+// (release 1.4) with Fabric's wire formats.
+//
+// # Usage
+//
+// One Consenter per orderer node; one Chain per channel:
+//
+//	cons, err := consensus.NewConsenter(
+//		consensus.WithSeedBrokers("127.0.0.1:9092"),
+//		consensus.WithSigner(nodeIdentity), // signs every block it writes
+//	)
+//	chain, err := cons.NewChain("mychannel", ledger, genesisBlock)
+//	chain.Start()
+//	err = chain.WaitReady(ctx)
+//
+//	seq, err := chain.ProcessNormal(env) // validate: signature, Writers, size, channel
+//	err = chain.Order(ctx, env, seq)    // returns once Kafka acknowledged env
+//
+// Order blocks its caller; OrderAsync takes a callback instead, so one
+// caller can keep many envelopes in flight. Either way, concurrent
+// envelopes share produce requests. The blocks appear in the ledger, on
+// every node, once consumed: read them with the ledger's Iterator.
+//
+// # The protocol
+//
+// Each channel is a Kafka topic named after it, partition 0. Order wraps an
+// envelope in a KafkaMessage{Regular{payload, config_seq, NORMAL}} and
+// produces it (acks=all, idempotent). Every node consumes the partition in
+// order from the offset after the last one persisted in its ledger, and
+// feeds each record to its Core, the deterministic state machine that
+// decides everything; the loop around it (one goroutine per chain) only
+// does IO. So every node cuts the same blocks from the same log without any
+// talk between nodes:
+//
+//   - Batching follows Fabric's block cutter (package blockcutter).
+//   - When the first envelope of a batch arrives, a node starts a timer of
+//     BatchTimeout; when it fires, the node produces TimeToCut{n} for the
+//     next block n. The first TimeToCut{n} in the log cuts block n; later
+//     ones are stale and ignored; one for a block beyond the next means the
+//     node's ledger and the log disagree, and the chain halts
+//     (ErrInconsistent) rather than fork.
+//   - A CONFIG message cuts the pending batch, then goes alone in the next
+//     block, and its configuration applies from the next message.
+//   - A message validated under an older configuration sequence is
+//     validated again: an invalid one is dropped, a valid one is produced
+//     again with original_offset set; re-submissions already processed are
+//     dropped as duplicates. While a re-submitted CONFIG message is in
+//     flight, Order and Configure wait, so that nothing overtakes it.
+//   - Records that are not orderer messages (anything another writer put in
+//     the topic, or messages with fields the protocol does not define) are
+//     skipped by every node alike, logged and counted.
+//
+// # Restart invariant
+//
+// Every block carries, in its ORDERER metadata slot, a KafkaMetadata with
+// the offset of the last record it persisted, the last original offset
+// processed and the last re-submitted config offset. A restarting node
+// reads its last block, restores those three, restores the channel
+// configuration from the block its LAST_CONFIG slot names, and resumes
+// consumption after the persisted offset. When a record both cuts a block
+// and stays pending (or goes into a second block), the first block records
+// the offset before it, so the record is consumed again after a restart.
+// A restarted node therefore writes exactly the blocks it would have
+// written had it not stopped.
+//
+// # Faults
+//
+// Kafka set-up (topic, producer, consumer) is retried as RetryPolicy says,
+// and the chain is not ready until it succeeds. While the partition cannot
+// be consumed, Errored's channel is closed and Order fails fast with
+// ErrNotReady; the chain probes Kafka and returns to ready on its own. An
+// Order whose envelope was not acknowledged returns an error wrapping
+// ErrNotAcknowledged (the envelope may still be in the log). Ledger or
+// signing failures halt the chain: a node never skips a block.
+package consensus

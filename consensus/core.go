@@ -71,6 +71,7 @@ var noteNames = map[NoteKind]string{
 	NoteResubmitted: "resubmitted", NoteStaleTimeToCut: "stale_ttc", NoteEmptyTimeToCut: "empty_ttc",
 }
 
+// String returns the kind's name, as used in metrics.
 func (k NoteKind) String() string {
 	if s, ok := noteNames[k]; ok {
 		return s
@@ -114,7 +115,6 @@ type Core struct {
 	lastOffsetPersisted         int64
 	lastOriginalOffsetProcessed int64
 	lastResubmittedConfigOffset int64
-	resubmitting                bool // a re-submitted config is in flight: ingress waits
 
 	timerRunning bool
 	halted       error
@@ -164,7 +164,6 @@ func NewCore(channel string, st CoreState) (*Core, error) {
 		c.lastOffsetPersisted = md.LastOffsetPersisted
 		c.lastOriginalOffsetProcessed = md.LastOriginalOffsetProcessed
 		c.lastResubmittedConfigOffset = md.LastResubmittedConfigOffset
-		c.resubmitting = md.LastResubmittedConfigOffset > md.LastOriginalOffsetProcessed
 	}
 	return c, nil
 }
@@ -181,9 +180,11 @@ func KafkaMetadataOf(b *cb.Block) (*ab.KafkaMetadata, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(m.GetValue()) == 0 {
+	if len(m.GetValue()) == 0 && b.GetHeader().GetNumber() == 0 {
 		return nil, nil
 	}
+	// Past genesis an empty value is the all-zero KafkaMetadata (a block
+	// cut at offset 0 marshals to nothing): decode it as such.
 	md := new(ab.KafkaMetadata)
 	if err := proto.Unmarshal(m.Value, md); err != nil {
 		return nil, fmt.Errorf("block %d: decoding kafka metadata: %w", b.GetHeader().GetNumber(), err)
@@ -206,8 +207,14 @@ func (c *Core) Config() ChannelConfig { return c.config }
 
 // Resubmitting reports whether a re-submitted config message is in flight:
 // while it is, the node must not accept new envelopes, so that none
-// overtakes the config.
-func (c *Core) Resubmitting() bool { return c.resubmitting }
+// overtakes the config. It is derived from the offsets, exactly as a
+// restarted core derives it from its last block's metadata: once an
+// original offset at or beyond the re-submitted config's has been
+// processed, that config's re-submission can only be a duplicate, so
+// nothing is in flight.
+func (c *Core) Resubmitting() bool {
+	return c.lastResubmittedConfigOffset > c.lastOriginalOffsetProcessed
+}
 
 // Pending is the number of envelopes waiting in the block cutter.
 func (c *Core) Pending() int { return c.cutter.Pending() }
@@ -386,10 +393,6 @@ func (c *Core) normal(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64)
 
 func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64) {
 	if m.OriginalOffset != 0 {
-		// The very last re-submitted config, current again: ingress may go on.
-		if m.OriginalOffset == c.lastResubmittedConfigOffset && m.ConfigSeq == c.config.Sequence() {
-			c.resubmitting = false
-		}
 		// Another node re-submitted a config that this one may have found
 		// invalid: follow the log to stay consistent.
 		if c.lastResubmittedConfigOffset < m.OriginalOffset {
@@ -398,9 +401,9 @@ func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int
 	}
 	next, err := c.config.ValidateConfig(env)
 	if err != nil {
-		if m.OriginalOffset != 0 && m.ConfigSeq == c.config.Sequence() {
+		if m.OriginalOffset != 0 {
 			// A re-submission that is done with: mark it processed, so
-			// that a restart does not wait for it (see Resubmitting).
+			// that nothing waits for it (see Resubmitting).
 			c.lastOriginalOffsetProcessed = m.OriginalOffset
 		}
 		c.note(NoteInvalid, offset, err)
@@ -409,7 +412,6 @@ func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int
 	if m.ConfigSeq < c.config.Sequence() {
 		c.resubmit(m, c.config.Sequence(), offset)
 		c.lastResubmittedConfigOffset = offset
-		c.resubmitting = true
 		return
 	}
 	if next.Sequence() != c.config.Sequence()+1 {

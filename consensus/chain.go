@@ -76,6 +76,7 @@ type Chain struct {
 	// Owned by the loop goroutine.
 	core        *Core
 	nextConsume int64 // offset of the next record expected
+	health      health
 	batchStart  time.Time
 
 	st     atomic.Pointer[state]
@@ -379,22 +380,17 @@ func (ch *Chain) run() {
 
 	batch := time.NewTimer(time.Hour)
 	batch.Stop()
-	// errCheck runs while consumption fails: it decides when the chain is
-	// errored and probes Kafka for recovery.
-	errCheck := time.NewTicker(time.Hour)
-	errCheck.Stop()
-	defer errCheck.Stop()
-	var failingSince time.Time
+	defer batch.Stop()
+	check := time.NewTicker(min(max(ch.cfg.errorTimeout/4, 10*time.Millisecond), 250*time.Millisecond))
+	defer check.Stop()
 
 	for {
 		select {
 		case <-ch.ctx.Done():
-			batch.Stop()
 			return
 		case fs := <-fetches:
-			failed := false
 			fs.EachError(func(t string, p int32, err error) {
-				failed = true
+				ch.health.partitionFailed()
 				ch.log.Warn("fetch error", "partition", p, "err", err)
 				if errors.Is(err, kerr.OffsetOutOfRange) {
 					ch.log.Error("offset out of range: the partition lost records or was recreated", "next", ch.nextConsume)
@@ -405,42 +401,46 @@ func (ch *Chain) run() {
 					ch.consume(r, batch)
 				}
 			})
-			if failed {
-				if failingSince.IsZero() {
-					failingSince = time.Now()
-					errCheck.Reset(max(ch.cfg.errorTimeout/4, 10*time.Millisecond))
-				}
-				ch.checkErrored(failingSince, cl)
-			} else if fs.NumRecords() > 0 {
-				failingSince = time.Time{}
-				errCheck.Stop()
-				ch.setState(func(s *state) { s.status = statusReady })
+			if fs.NumRecords() > 0 {
+				ch.health.recordConsumed()
 			}
-		case <-errCheck.C:
-			ch.checkErrored(failingSince, cl)
+		case <-check.C:
+			ch.checkHealth(cl)
 		case <-batch.C:
 			ch.apply(ch.core.TimerFired(), batch)
 		}
 	}
 }
 
-// checkErrored marks the chain errored once consumption has failed for the
-// error timeout, and then probes Kafka with a Connect record, whose arrival
-// ends the errored state.
-func (ch *Chain) checkErrored(since time.Time, cl *kgo.Client) {
-	if since.IsZero() || time.Since(since) < ch.cfg.errorTimeout {
+// checkHealth moves the chain between ready and errored: errored once
+// consumption has failed for the error timeout, ready again once it works.
+// While a partition error persists, it probes with a Connect record, whose
+// arrival proves consumption works again, and re-adds the partition, which
+// franz-go stops fetching after an offset out of range.
+func (ch *Chain) checkHealth(cl *kgo.Client) {
+	since, partition := ch.health.failingSince()
+	status := ch.st.Load().status
+	if since.IsZero() {
+		if status == statusErrored {
+			ch.log.Info("consuming again")
+			ch.setState(func(s *state) { s.status = statusReady })
+		}
 		return
 	}
-	if ch.st.Load().status != statusErrored {
+	if time.Since(since) < ch.cfg.errorTimeout {
+		return
+	}
+	if status != statusErrored {
 		ch.log.Warn("cannot consume from kafka, chain errored", "since", since)
 		ch.setState(func(s *state) { s.status = statusErrored })
+	}
+	if !partition {
+		return
 	}
 	if cl.BufferedProduceRecords() == 0 {
 		cl.Produce(ch.ctx, &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: connectMessage}, nil)
 	}
 	if ch.nextConsume >= 0 {
-		// A partition that failed for good (offset out of range) stops
-		// fetching; adding it again retries from where consumption stands.
 		cl.RemoveConsumePartitions(map[string][]int32{ch.topic: {0}})
 		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{ch.topic: {0: kgo.NewOffset().At(ch.nextConsume)}})
 	}
@@ -623,6 +623,7 @@ func (ch *Chain) newClient() error {
 		kgo.ProducerBatchMaxBytes(ch.cfg.maxRecord),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		kgo.WithHooks(&ch.health),
 	}
 	if ch.cfg.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(ch.cfg.tls))

@@ -223,6 +223,9 @@ func (ch *Chain) WaitReady(ctx context.Context) error {
 // to produce it with. Only a re-submitted config in flight makes it wait;
 // every other obstacle fails fast.
 func (ch *Chain) admit(ctx context.Context, env *cb.Envelope, seq uint64) (*kgo.Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // produce nothing for a caller that has given up
+	}
 	for {
 		s := ch.st.Load()
 		switch s.status {
@@ -257,7 +260,9 @@ func (ch *Chain) admit(ctx context.Context, env *cb.Envelope, seq uint64) (*kgo.
 // from then on it is in the log and every node will order it (or drop it,
 // should it fail re-validation under a newer config). A non-nil error means
 // the envelope was not acknowledged; wrapping ErrNotAcknowledged, it may
-// still be in the log.
+// still be in the log. A ctx done before the call produces nothing and
+// returns ctx's error; a ctx that ends while Kafka has not answered returns
+// an error wrapping ErrNotAcknowledged and ctx's error.
 func (ch *Chain) Order(ctx context.Context, env *cb.Envelope, seq uint64) error {
 	return ch.wait(ctx, func(p Promise) { ch.OrderAsync(ctx, env, seq, p) })
 }
@@ -267,10 +272,23 @@ func (ch *Chain) Configure(ctx context.Context, env *cb.Envelope, seq uint64) er
 	return ch.wait(ctx, func(p Promise) { ch.ConfigureAsync(ctx, env, seq, p) })
 }
 
+// wait submits and waits for the promise or for ctx. When ctx ends first
+// the envelope may still be acknowledged later: the error wraps
+// ErrNotAcknowledged and ctx's error.
 func (ch *Chain) wait(ctx context.Context, submit func(Promise)) error {
 	res := make(chan error, 1)
 	submit(func(err error) { res <- err })
-	return <-res
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-res:
+			return err
+		default:
+			return fmt.Errorf("%w: channel %s: %w", ErrNotAcknowledged, ch.channel, ctx.Err())
+		}
+	}
 }
 
 // OrderAsync is Order without waiting: promise is called once, from

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+func runDeliver(ctx context.Context, args []string, out io.Writer) error {
+	var c clientFlags
+	var start, stop string
+	var failIfNotReady bool
+	fs := newFlagSet("deliver", "--orderer HOST:PORT --channel NAME --signer MSPDIR --signer-mspid MSPID [--start oldest] [--stop newest]")
+	c.register(fs)
+	fs.StringVar(&start, "start", "oldest", "first block: oldest, newest, next or a block number")
+	fs.StringVar(&stop, "stop", "newest", "last block: oldest, newest, next or a block number (a large number follows the chain)")
+	fs.BoolVar(&failIfNotReady, "fail-if-not-ready", false, "answer NOT_FOUND instead of waiting for blocks not yet written")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	startPos, err := parseSeekPosition(start)
+	if err != nil {
+		return fmt.Errorf("--start: %w", err)
+	}
+	stopPos, err := parseSeekPosition(stop)
+	if err != nil {
+		return fmt.Errorf("--stop: %w", err)
+	}
+	info := &ab.SeekInfo{Start: startPos, Stop: stopPos}
+	if failIfNotReady {
+		info.Behavior = ab.SeekInfo_FAIL_IF_NOT_READY
+	}
+	signer, err := c.signer()
+	if err != nil {
+		return err
+	}
+	env, err := seekEnvelope(signer, c.channel, info)
+	if err != nil {
+		return err
+	}
+	conn, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	st, err := deliver(ctx, ab.NewAtomicBroadcastClient(conn), env, func(b *cb.Block) error {
+		fmt.Fprintf(out, "block %d: %d transactions, header hash %x\n",
+			b.GetHeader().GetNumber(), len(b.GetData().GetData()), protoutil.HeaderHash(b.GetHeader()))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "status %s\n", st)
+	if st != cb.Status_SUCCESS {
+		return fmt.Errorf("deliver ended with status %s", st)
+	}
+	return nil
+}
+
+// parseSeekPosition parses oldest, newest, next or a block number.
+func parseSeekPosition(s string) (*ab.SeekPosition, error) {
+	switch s {
+	case "oldest":
+		return seekOldest(), nil
+	case "newest":
+		return seekNewest(), nil
+	case "next":
+		return &ab.SeekPosition{Type: &ab.SeekPosition_NextCommit{NextCommit: &ab.SeekNextCommit{}}}, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not oldest, newest, next or a block number", s)
+	}
+	return seekSpecified(n), nil
+}
+
+// deliver sends one seek request and hands each block to onBlock until the
+// final status, which it returns.
+func deliver(ctx context.Context, client ab.AtomicBroadcastClient, env *cb.Envelope, onBlock func(*cb.Block) error) (cb.Status, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Deliver(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := stream.Send(env); err != nil {
+		return 0, err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return 0, err
+	}
+	for {
+		r, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return 0, errors.New("stream ended without a status")
+		}
+		if err != nil {
+			return 0, err
+		}
+		switch t := r.GetType().(type) {
+		case *ab.DeliverResponse_Block:
+			if err := onBlock(t.Block); err != nil {
+				return 0, err
+			}
+		case *ab.DeliverResponse_Status:
+			return t.Status, nil
+		}
+	}
+}

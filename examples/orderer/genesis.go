@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
+	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+// genesisConfig is what the genesis subcommand writes.
+type genesisConfig struct {
+	channel           string
+	orgs              []orgDir
+	ordererOrgs       []orgDir
+	maxMessageCount   uint
+	absoluteMaxBytes  uint
+	preferredMaxBytes uint
+	batchTimeout      time.Duration
+	kafkaBrokers      []string
+	out               string
+}
+
+func runGenesis(ctx context.Context, args []string, out io.Writer) error {
+	var c genesisConfig
+	var orgs, ordererOrgs orgFlag
+	var brokers commaList
+	fs := newFlagSet("genesis", "--channel NAME --org MSPID=DIR... --orderer-org MSPID=DIR... -o FILE")
+	fs.StringVar(&c.channel, "channel", "", "channel ID (also the Kafka topic)")
+	fs.Var(&orgs, "org", "application organisation as `MSPID=DIR`, DIR a Fabric MSP folder (repeatable)")
+	fs.Var(&ordererOrgs, "orderer-org", "orderer organisation as `MSPID=DIR` (repeatable)")
+	fs.UintVar(&c.maxMessageCount, "max-message-count", 10, "envelopes at which a block is cut")
+	fs.UintVar(&c.absoluteMaxBytes, "absolute-max-bytes", 10<<20, "largest envelope (payload and signature) accepted")
+	fs.UintVar(&c.preferredMaxBytes, "preferred-max-bytes", 512<<10, "block size the block cutter aims for")
+	fs.DurationVar(&c.batchTimeout, "batch-timeout", 2*time.Second, "time after the first envelope of a batch at which the block is cut")
+	fs.Var(&brokers, "kafka-brokers", "Kafka brokers recorded in the configuration (comma separated or repeated; informative)")
+	fs.StringVar(&c.out, "o", "genesis.block", "output `file`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c.orgs, c.ordererOrgs, c.kafkaBrokers = orgs, ordererOrgs, brokers
+	block, err := genesisBlock(c)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.out, protoutil.MarshalOrPanic(block), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "wrote the genesis block of channel %s to %s (header hash %x)\n", c.channel, c.out, protoutil.HeaderHash(block.GetHeader()))
+	return nil
+}
+
+// genesisBlock builds the genesis block of c: Fabric's default policies
+// (Readers and Writers ANY member, Admins MAJORITY admin over all
+// organisations).
+func genesisBlock(c genesisConfig) (*cb.Block, error) {
+	if c.channel == "" {
+		return nil, errors.New("genesis: --channel is required")
+	}
+	if len(c.orgs)+len(c.ordererOrgs) == 0 {
+		return nil, errors.New("genesis: at least one --org or --orderer-org is required")
+	}
+	if c.maxMessageCount > 1<<32-1 || c.absoluteMaxBytes > 1<<32-1 || c.preferredMaxBytes > 1<<32-1 {
+		return nil, errors.New("genesis: batch limits must fit in 32 bits")
+	}
+	cfg := &ccpb.ChannelConfig{
+		ChannelId: c.channel,
+		BatchSize: &ccpb.BatchSize{
+			MaxMessageCount:   uint32(c.maxMessageCount),
+			AbsoluteMaxBytes:  uint32(c.absoluteMaxBytes),
+			PreferredMaxBytes: uint32(c.preferredMaxBytes),
+		},
+		BatchTimeout: durationpb.New(c.batchTimeout),
+		Policies:     channelconfig.DefaultChannelPolicies(),
+	}
+	if len(c.kafkaBrokers) > 0 {
+		cfg.Kafka = &ccpb.KafkaSettings{Brokers: c.kafkaBrokers}
+	}
+	load := func(list []orgDir) ([]*ccpb.Organization, error) {
+		var out []*ccpb.Organization
+		for _, o := range list {
+			m, err := msp.LoadDir(o.dir, o.mspID)
+			if err != nil {
+				return nil, fmt.Errorf("genesis: %w", err)
+			}
+			out = append(out, channelconfig.NewOrganization(m))
+		}
+		return out, nil
+	}
+	var err error
+	if cfg.ApplicationOrgs, err = load(c.orgs); err != nil {
+		return nil, err
+	}
+	if cfg.OrdererOrgs, err = load(c.ordererOrgs); err != nil {
+		return nil, err
+	}
+	block, err := channelconfig.GenesisBlock(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	return block, nil
+}

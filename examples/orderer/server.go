@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
+	"github.com/kafkaconsensus/kafkaconsensus/consensus"
+	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+// Chain is what the AtomicBroadcast service needs of a channel's chain;
+// *consensus.Chain satisfies it.
+type Chain interface {
+	// Config returns the channel configuration in force.
+	Config() consensus.ChannelConfig
+	// ProcessNormal and ProcessConfig validate an envelope and return the
+	// config sequence to order it at.
+	ProcessNormal(env *cb.Envelope) (uint64, error)
+	ProcessConfig(env *cb.Envelope) (uint64, error)
+	// OrderAsync and ConfigureAsync produce the envelope and call promise
+	// once with the outcome.
+	OrderAsync(ctx context.Context, env *cb.Envelope, seq uint64, promise consensus.Promise)
+	ConfigureAsync(ctx context.Context, env *cb.Envelope, seq uint64, promise consensus.Promise)
+	// Errored is closed while the chain cannot consume.
+	Errored() <-chan struct{}
+}
+
+var _ Chain = (*consensus.Chain)(nil)
+
+// Channel is a channel the server serves: its chain, and the ledger the
+// chain writes, which Deliver reads.
+type Channel struct {
+	Chain  Chain
+	Ledger ledger.Reader
+}
+
+// DefaultWindow is how many envelopes of one Broadcast stream may await
+// Kafka's acknowledgement at once.
+const DefaultWindow = 1000
+
+// Server implements Fabric's orderer.AtomicBroadcast service over a fixed
+// set of channels.
+//
+// Broadcast pipelines each stream: it keeps reading, validating and
+// producing envelopes while earlier ones await Kafka's acknowledgement (at
+// most Window at once), and answers them in order. Deliver serves the
+// requests of a stream one after the other, as Fabric does.
+type Server struct {
+	ab.UnimplementedAtomicBroadcastServer
+
+	channels map[string]Channel
+	window   int
+	log      *slog.Logger
+}
+
+// NewServer returns a server of channels (by channel ID). A window below 1
+// means DefaultWindow; a nil logger discards.
+func NewServer(channels map[string]Channel, window int, log *slog.Logger) *Server {
+	if window < 1 {
+		window = DefaultWindow
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{channels: channels, window: window, log: log}
+}
+
+// Broadcast answers each envelope of the stream with a BroadcastResponse,
+// in order.
+func (s *Server) Broadcast(stream ab.AtomicBroadcast_BroadcastServer) error {
+	ctx := stream.Context()
+	pending := make(chan chan *ab.BroadcastResponse, s.window)
+	senderDone := make(chan error, 1)
+	go func() { senderDone <- sendInOrder(ctx, stream, pending) }()
+	for {
+		env, err := stream.Recv()
+		if err != nil {
+			close(pending)
+			serr := <-senderDone
+			if errors.Is(err, io.EOF) {
+				return serr
+			}
+			return err
+		}
+		res := make(chan *ab.BroadcastResponse, 1)
+		s.broadcastOne(ctx, env, func(r *ab.BroadcastResponse) { res <- r })
+		select {
+		case pending <- res:
+		case err := <-senderDone:
+			// The sender stopped: the stream is broken or ended.
+			if err == nil {
+				err = ctx.Err()
+			}
+			return err
+		}
+	}
+}
+
+// sendInOrder sends the responses of pending in order, each once known.
+func sendInOrder(ctx context.Context, stream ab.AtomicBroadcast_BroadcastServer, pending <-chan chan *ab.BroadcastResponse) error {
+	for res := range pending {
+		var r *ab.BroadcastResponse
+		select {
+		case r = <-res:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := stream.Send(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// broadcastOne validates env and, if valid, starts ordering it; respond is
+// called once with the answer, at once or when Kafka acknowledged it.
+func (s *Server) broadcastOne(ctx context.Context, env *cb.Envelope, respond func(*ab.BroadcastResponse)) {
+	reject := func(st cb.Status, channel string, err error) {
+		s.log.Warn("rejecting broadcast", "channel", channel, "status", st, "err", err)
+		respond(&ab.BroadcastResponse{Status: st, Info: err.Error()})
+	}
+	h, err := protoutil.EnvelopeHeaders(env)
+	if err != nil {
+		reject(cb.Status_BAD_REQUEST, "", fmt.Errorf("bad envelope: %w", err))
+		return
+	}
+	channel := h.ChannelHeader.GetChannelId()
+	ch, ok := s.channels[channel]
+	if !ok {
+		reject(cb.Status_NOT_FOUND, channel, fmt.Errorf("channel %q not found", channel))
+		return
+	}
+	isConfig := cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG
+	var seq uint64
+	if isConfig {
+		seq, err = ch.Chain.ProcessConfig(env)
+	} else {
+		seq, err = ch.Chain.ProcessNormal(env)
+	}
+	if err != nil {
+		reject(statusOf(err), channel, err)
+		return
+	}
+	select {
+	case <-ch.Chain.Errored():
+		reject(cb.Status_SERVICE_UNAVAILABLE, channel, fmt.Errorf("%w: channel %s cannot consume from kafka", consensus.ErrNotReady, channel))
+		return
+	default:
+	}
+	promise := func(err error) {
+		if err != nil {
+			reject(statusOf(err), channel, err)
+			return
+		}
+		respond(&ab.BroadcastResponse{Status: cb.Status_SUCCESS})
+	}
+	if isConfig {
+		ch.Chain.ConfigureAsync(ctx, env, seq, promise)
+	} else {
+		ch.Chain.OrderAsync(ctx, env, seq, promise)
+	}
+}
+
+// statusOf maps an error of validation or ordering to Fabric's Broadcast
+// and Deliver statuses.
+func statusOf(err error) cb.Status {
+	switch {
+	case errors.Is(err, channelconfig.ErrTooLarge), errors.Is(err, consensus.ErrTooLarge):
+		return cb.Status_REQUEST_ENTITY_TOO_LARGE
+	case errors.Is(err, channelconfig.ErrForbidden):
+		return cb.Status_FORBIDDEN
+	case errors.Is(err, channelconfig.ErrBadSignature), errors.Is(err, channelconfig.ErrMalformed),
+		errors.Is(err, channelconfig.ErrWrongChannel), errors.Is(err, channelconfig.ErrBadSequence):
+		return cb.Status_BAD_REQUEST
+	case errors.Is(err, consensus.ErrNotReady), errors.Is(err, consensus.ErrHalted),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return cb.Status_SERVICE_UNAVAILABLE
+	case errors.Is(err, consensus.ErrNotAcknowledged), errors.Is(err, consensus.ErrStaleConfig):
+		return cb.Status_INTERNAL_SERVER_ERROR
+	default:
+		return cb.Status_BAD_REQUEST
+	}
+}
+
+// Deliver serves the stream's seek requests one after the other: for each,
+// the blocks asked for, then a status.
+func (s *Server) Deliver(stream ab.AtomicBroadcast_DeliverServer) error {
+	for {
+		env, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st, err := s.deliverOne(stream.Context(), env, func(b *cb.Block) error {
+			return stream.Send(&ab.DeliverResponse{Type: &ab.DeliverResponse_Block{Block: b}})
+		})
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&ab.DeliverResponse{Type: &ab.DeliverResponse_Status{Status: st}}); err != nil {
+			return err
+		}
+	}
+}
+
+// deliverValidator is what a channel configuration needs to authorise a
+// Deliver request; consensus.BundleConfig has it from its
+// channelconfig.Bundle.
+type deliverValidator interface {
+	ValidateDeliver(env *cb.Envelope) error
+}
+
+// authorizeDeliver checks env against the Readers policy of cfg.
+func authorizeDeliver(cfg consensus.ChannelConfig, env *cb.Envelope) error {
+	v, ok := cfg.(deliverValidator)
+	if !ok {
+		return fmt.Errorf("%w: the channel configuration (%T) cannot authorise Deliver", channelconfig.ErrForbidden, cfg)
+	}
+	return v.ValidateDeliver(env)
+}
+
+// deliverOne serves one seek request, sending blocks with send, and
+// returns the final status. A non-nil error means the stream broke (or
+// ended) and no status can be sent.
+func (s *Server) deliverOne(ctx context.Context, env *cb.Envelope, send func(*cb.Block) error) (cb.Status, error) {
+	fail := func(st cb.Status, channel string, err error) (cb.Status, error) {
+		s.log.Warn("rejecting deliver", "channel", channel, "status", st, "err", err)
+		return st, nil
+	}
+	h, err := protoutil.EnvelopeHeaders(env)
+	if err != nil {
+		return fail(cb.Status_BAD_REQUEST, "", err)
+	}
+	channel := h.ChannelHeader.GetChannelId()
+	ch, ok := s.channels[channel]
+	if !ok {
+		return fail(cb.Status_NOT_FOUND, channel, fmt.Errorf("channel %q not found", channel))
+	}
+	select {
+	case <-ch.Chain.Errored():
+		return fail(cb.Status_SERVICE_UNAVAILABLE, channel, errors.New("chain cannot consume from kafka"))
+	default:
+	}
+	cfg := ch.Chain.Config()
+	if err := authorizeDeliver(cfg, env); err != nil {
+		return fail(statusOf(err), channel, err)
+	}
+	info := new(ab.SeekInfo)
+	if err := proto.Unmarshal(h.Payload.GetData(), info); err != nil {
+		return fail(cb.Status_BAD_REQUEST, channel, fmt.Errorf("decoding SeekInfo: %w", err))
+	}
+	start, stop, err := seekRange(info, ch.Ledger.Height())
+	if err != nil {
+		return fail(cb.Status_BAD_REQUEST, channel, err)
+	}
+	failIfNotReady := info.GetBehavior() == ab.SeekInfo_FAIL_IF_NOT_READY
+	it := ch.Ledger.Iterator(start)
+	defer it.Close()
+	seq := cfg.Sequence()
+	for n := start; ; n++ {
+		if failIfNotReady && n >= ch.Ledger.Height() {
+			return fail(cb.Status_NOT_FOUND, channel, fmt.Errorf("block %d not found: height is %d", n, ch.Ledger.Height()))
+		}
+		b, err := it.Next(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return 0, ctx.Err()
+		case errors.Is(err, ledger.ErrClosed):
+			return fail(cb.Status_SERVICE_UNAVAILABLE, channel, err)
+		case err != nil:
+			return fail(cb.Status_INTERNAL_SERVER_ERROR, channel, err)
+		}
+		// A configuration change may revoke the reader's access: check
+		// again, as Fabric does.
+		if cfg = ch.Chain.Config(); cfg.Sequence() != seq {
+			seq = cfg.Sequence()
+			if err := authorizeDeliver(cfg, env); err != nil {
+				return fail(statusOf(err), channel, err)
+			}
+		}
+		if err := send(b); err != nil {
+			return 0, err
+		}
+		if n == stop {
+			return cb.Status_SUCCESS, nil
+		}
+	}
+}
+
+// seekRange returns the first and last block numbers a SeekInfo asks for on
+// a ledger of the given height, with Fabric's rules: oldest is 0, newest is
+// the last block, next_commit the block to be written next; a stop at
+// oldest stops at the start; a stop before the start is an error.
+func seekRange(info *ab.SeekInfo, height uint64) (start, stop uint64, err error) {
+	if info.GetStart() == nil || info.GetStop() == nil {
+		return 0, 0, errors.New("SeekInfo without start or stop")
+	}
+	last := uint64(0)
+	if height > 0 {
+		last = height - 1
+	}
+	switch p := info.GetStart().GetType().(type) {
+	case *ab.SeekPosition_Oldest:
+		start = 0
+	case *ab.SeekPosition_Newest:
+		start = last
+	case *ab.SeekPosition_Specified:
+		start = p.Specified.GetNumber()
+	case *ab.SeekPosition_NextCommit:
+		start = height
+	default:
+		return 0, 0, errors.New("SeekInfo start of unknown type")
+	}
+	switch p := info.GetStop().GetType().(type) {
+	case *ab.SeekPosition_Oldest:
+		stop = start
+	case *ab.SeekPosition_Newest:
+		stop = last
+		if proto.Equal(info.GetStart(), info.GetStop()) {
+			stop = start
+		}
+	case *ab.SeekPosition_Specified:
+		stop = p.Specified.GetNumber()
+	case *ab.SeekPosition_NextCommit:
+		stop = start
+		if height > start {
+			stop = height
+		}
+	default:
+		return 0, 0, errors.New("SeekInfo stop of unknown type")
+	}
+	if stop < start {
+		return 0, 0, fmt.Errorf("SeekInfo stop %d is before start %d", stop, start)
+	}
+	return start, stop, nil
+}

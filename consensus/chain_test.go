@@ -154,10 +154,10 @@ func waitOrdered(t *testing.T, ctx context.Context, c *consensustest.Cluster, ch
 }
 
 // orderAll has each of clients goroutines order perClient envelopes on
-// channel, through node g % c.Len(): even clients with Order, odd ones with
+// channel, with payloads "channel/tag/client/i", through node g % c.Len(): even clients with Order, odd ones with
 // OrderAsync, up to 8 in flight. Acknowledged payloads go to acks; an
 // error fails the test.
-func orderAll(t *testing.T, ctx context.Context, c *consensustest.Cluster, channel string, clients, perClient int, acks *ackLog, nodes ...int) {
+func orderAll(t *testing.T, ctx context.Context, c *consensustest.Cluster, channel, tag string, clients, perClient int, acks *ackLog, nodes ...int) {
 	t.Helper()
 	if len(nodes) == 0 {
 		for i := range c.Len() {
@@ -174,7 +174,7 @@ func orderAll(t *testing.T, ctx context.Context, c *consensustest.Cluster, chann
 			inflight := make(chan struct{}, 8)
 			var pending sync.WaitGroup
 			for i := range perClient {
-				payload := fmt.Sprintf("%s/%d/%d", channel, g, i)
+				payload := fmt.Sprintf("%s/%s/%d/%d", channel, tag, g, i)
 				env := c.Envelope(channel, []byte(payload))
 				seq, err := ch.ProcessNormal(env)
 				if err != nil {
@@ -224,7 +224,7 @@ func TestChainConcurrentClientsThreeChannels(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, name := range channels {
 		wg.Add(1)
-		go func() { defer wg.Done(); orderAll(t, ctx, c, name, clients, perClient, acks) }()
+		go func() { defer wg.Done(); orderAll(t, ctx, c, name, "run", clients, perClient, acks) }()
 	}
 
 	// Mid-stream, shrink alpha's batches to 3 envelopes.

@@ -140,7 +140,10 @@ func (ch *Chain) setState(f func(s *state)) {
 		s.errored = make(chan struct{})
 	}
 	if s.status == statusHalted {
-		s.open = closedChan // wake waiters; they see the halt
+		if !wasOpen {
+			close(s.open) // wake the waiters of the old state; they see the halt
+		}
+		s.open = closedChan
 	}
 	ch.st.Store(&s)
 	if old.status != s.status {

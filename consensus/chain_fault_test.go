@@ -1,0 +1,249 @@
+package consensus_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/kafkaconsensus/kafkaconsensus/consensus"
+	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
+	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+// rawClient is a plain franz-go client on k, for writing to a channel's
+// topic behind the chains' backs.
+func rawClient(t *testing.T, k *consensustest.Kafka) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produceRaw(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, values ...[]byte) {
+	t.Helper()
+	for _, v := range values {
+		require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Key: []byte("0"), Value: v}).FirstErr())
+	}
+}
+
+// orderSome orders n envelopes round robin over the running nodes and
+// records them in acks.
+func orderSome(t *testing.T, ctx context.Context, c *consensustest.Cluster, channel, tag string, n int, acks *ackLog) {
+	t.Helper()
+	for i := range n {
+		p := fmt.Sprintf("%s/%s/%d", channel, tag, i)
+		require.NoError(t, c.Order(ctx, channel, c.Envelope(channel, []byte(p))))
+		acks.add(channel, p)
+	}
+}
+
+// waitErrored waits until every chain's Errored channel is closed.
+func waitErrored(t *testing.T, c *consensustest.Cluster, channel string, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for i := range c.Len() {
+		select {
+		case <-c.Node(i).Chain(channel).Errored():
+		case <-deadline:
+			t.Fatalf("node %d: Errored not closed within %v", i, within)
+		}
+	}
+}
+
+// waitRecovered waits until every chain's Errored returns an open channel
+// and the chain is ready again.
+func waitRecovered(t *testing.T, ctx context.Context, c *consensustest.Cluster, channel string, within time.Duration) {
+	t.Helper()
+	for i := range c.Len() {
+		ch := c.Node(i).Chain(channel)
+		require.Eventually(t, func() bool {
+			select {
+			case <-ch.Errored():
+				return false
+			default:
+				return true
+			}
+		}, within, 5*time.Millisecond, "node %d: Errored still closed", i)
+	}
+	require.NoError(t, c.WaitReady(ctx))
+}
+
+// TestChainErroredWhileBrokersPaused makes every broker unreachable: each
+// chain's Errored closes within a bounded time and Order fails fast with
+// ErrNotReady; once the brokers are back Errored is replaced by an open
+// channel and ordering works again, with identical ledgers.
+func TestChainErroredWhileBrokersPaused(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k, consensustest.WithConsenterOpts(consensus.WithErrorTimeout(200*time.Millisecond)))
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 15, acks)
+
+	k.Pause()
+	waitErrored(t, c, ch, 10*time.Second)
+	for i := range c.Len() {
+		err := c.Node(i).Order(ctx, ch, c.Envelope(ch, []byte("while paused")))
+		require.ErrorIs(t, err, consensus.ErrNotReady, "node %d", i)
+	}
+	k.Resume()
+	waitRecovered(t, ctx, c, ch, 20*time.Second)
+	orderSome(t, ctx, c, ch, "after", 15, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+}
+
+// TestChainErroredWhileFetchFails fails every fetch: the chains become
+// errored, then recover once fetches succeed again.
+func TestChainErroredWhileFetchFails(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k, consensustest.WithConsenterOpts(consensus.WithErrorTimeout(200*time.Millisecond)))
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 12, acks)
+	require.NoError(t, c.WaitHeight(ctx, ch, 2))
+
+	fault := k.FailFetch(-1, nil)
+	waitErrored(t, c, ch, 10*time.Second)
+	require.ErrorIs(t, c.Order(ctx, ch, c.Envelope(ch, []byte("while failing"))), consensus.ErrNotReady)
+	fault.Remove()
+	waitRecovered(t, ctx, c, ch, 20*time.Second)
+	orderSome(t, ctx, c, ch, "after", 12, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+}
+
+// TestChainProduceFailsNonRetriably answers every produce request with a
+// non-retriable error: Order never returns nil for an envelope Kafka did
+// not acknowledge, and works again once the fault is removed.
+func TestChainProduceFailsNonRetriably(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k)
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 5, acks)
+
+	fault := k.FailProduce(-1, kerr.InvalidRecord)
+	for i := range 6 {
+		err := c.Order(ctx, ch, c.Envelope(ch, fmt.Appendf(nil, "rejected/%d", i)))
+		require.Error(t, err, "envelope %d was not acknowledged", i)
+		require.True(t, errors.Is(err, consensus.ErrNotAcknowledged) || errors.Is(err, consensus.ErrNotReady), "%v", err)
+		require.ErrorIs(t, err, kerr.InvalidRecord)
+	}
+	fault.Remove()
+	require.NoError(t, c.WaitReady(ctx))
+	orderSome(t, ctx, c, ch, "after", 5, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0) // and none of the rejected ones
+}
+
+// TestChainTooLarge rejects envelopes above AbsoluteMaxBytes at ingress.
+func TestChainTooLarge(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 30*time.Second)
+	c := itCluster(t, ctx, k, consensustest.WithNodes(1), consensustest.WithBatchSize(10, 4096))
+	ch := c.Node(0).Chain(consensustest.DefaultChannel)
+	big := c.Envelope(ch.Channel(), make([]byte, 8192))
+	require.ErrorIs(t, ch.Order(ctx, big, 0), consensus.ErrTooLarge)
+	require.ErrorIs(t, ch.Configure(ctx, big, 0), consensus.ErrTooLarge)
+	require.NoError(t, ch.Order(ctx, c.Envelope(ch.Channel(), make([]byte, 1024)), 0))
+}
+
+// TestChainSkipsForeignRecords writes records that are not orderer
+// messages to the topic between envelopes: every node skips them the same
+// way and the chain goes on.
+func TestChainSkipsForeignRecords(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k)
+	ch := consensustest.DefaultChannel
+	raw := rawClient(t, k)
+	acks := newAckLog()
+
+	random := make([]byte, 300)
+	_, _ = rand.Read(random)
+	// A regular message carrying a valid envelope, with an unknown field.
+	env := c.Envelope(ch, []byte("foreign regular"))
+	regular := protoutil.MarshalOrPanic(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{
+		Payload: protoutil.MarshalOrPanic(env), Class: ab.KafkaMessageRegular_NORMAL}}})
+	regular = protowire.AppendBytes(protowire.AppendTag(regular, 99, protowire.BytesType), []byte("extension"))
+	emptyMsg := protoutil.MarshalOrPanic(&ab.KafkaMessage{}) // no type at all
+
+	for round, garbage := range [][]byte{random, regular, emptyMsg, {0xff}, nil} {
+		orderSome(t, ctx, c, ch, fmt.Sprint("round", round), 4, acks)
+		produceRaw(t, ctx, raw, ch, garbage)
+	}
+	orderSome(t, ctx, c, ch, "last", 7, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	for i := range c.Len() {
+		require.NoError(t, c.Node(i).Chain(ch).Err())
+	}
+}
+
+// TestChainFutureTimeToCutHalts writes a time-to-cut for a block beyond
+// the next one: no correct node writes that, so every node halts with
+// ErrInconsistent rather than fork.
+func TestChainFutureTimeToCutHalts(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 30*time.Second)
+	c := itCluster(t, ctx, k)
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 10, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	h := c.Node(0).Ledger(ch).Height()
+
+	ttc := protoutil.MarshalOrPanic(&ab.KafkaMessage{Type: &ab.KafkaMessage_TimeToCut{TimeToCut: &ab.KafkaMessageTimeToCut{BlockNumber: h + 5}}})
+	produceRaw(t, ctx, rawClient(t, k), ch, ttc)
+	for i := range c.Len() {
+		chain := c.Node(i).Chain(ch)
+		select {
+		case <-chain.Done():
+		case <-ctx.Done():
+			t.Fatalf("node %d did not halt", i)
+		}
+		require.ErrorIs(t, chain.Err(), consensus.ErrInconsistent, "node %d", i)
+		require.ErrorIs(t, chain.Err(), consensus.ErrHalted, "node %d", i)
+		require.ErrorIs(t, chain.Order(ctx, c.Envelope(ch, []byte("x")), 0), consensus.ErrHalted)
+		require.Equal(t, h, chain.Height(), "node %d wrote past the inconsistency", i)
+	}
+	require.NoError(t, c.CheckConsistent(ch))
+}
+
+// TestChainUnsafeTopic starts chains on an existing topic with replication
+// factor 1: strict chains refuse to start, others log and run.
+func TestChainUnsafeTopic(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 30*time.Second)
+	const topic = "unsafe"
+	_, err := kadm.NewClient(rawClient(t, k)).CreateTopic(ctx, 1, 1, nil, topic)
+	require.NoError(t, err)
+
+	strict, err := consensustest.NewCluster(k, consensustest.WithNodes(1), consensustest.WithChannels(topic),
+		consensustest.WithConsenterOpts(consensus.WithStrictTopic()))
+	require.NoError(t, err)
+	require.NoError(t, strict.Start(ctx))
+	err = strict.WaitReady(ctx)
+	require.ErrorIs(t, err, consensus.ErrHalted)
+	require.ErrorIs(t, err, consensus.ErrUnsafeTopic)
+	var ute *consensus.UnsafeTopicError
+	require.ErrorAs(t, err, &ute)
+	require.Equal(t, "replication.factor", ute.Problems[0].Setting)
+	strict.Close()
+
+	c := itCluster(t, ctx, k, consensustest.WithChannels(topic))
+	acks := newAckLog()
+	orderSome(t, ctx, c, topic, "ok", 5, acks)
+	waitOrdered(t, ctx, c, topic, acks.of(topic), 0)
+}

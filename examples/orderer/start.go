@@ -69,6 +69,7 @@ type nodeConfig struct {
 	window          int
 	shutdownTimeout time.Duration
 	syncEvery       int
+	kafkaLogLevel   slog.Level
 
 	// Set by tests and embedding programs, not by flags.
 	logger  *slog.Logger
@@ -80,7 +81,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	var c nodeConfig
 	var brokers commaList
 	var genesis stringList
-	var logLevel string
+	var logLevel, kafkaLogLevel string
 	fs := newFlagSet("start", "--brokers HOST:PORT,... --genesis FILE... --data DIR [flags]")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:7050", "gRPC `address` of the AtomicBroadcast service")
 	fs.Var(&brokers, "brokers", "Kafka seed brokers, `host:port` (comma separated or repeated)")
@@ -104,6 +105,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for open streams")
 	fs.IntVar(&c.syncEvery, "sync-every", 1, "fsync the ledger every N blocks (0: leave it to the operating system)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&kafkaLogLevel, "kafka-log-level", "warn", "log level of the Kafka client (franz-go): debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -111,6 +113,9 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
+	}
+	if err := c.kafkaLogLevel.UnmarshalText([]byte(kafkaLogLevel)); err != nil {
+		return fmt.Errorf("--kafka-log-level: %w", err)
 	}
 	c.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
@@ -255,7 +260,7 @@ func (n *node) consenterOpts() ([]consensus.Opt, error) {
 		consensus.WithTopicSettings(consensus.TopicSettings{ReplicationFactor: int16(c.replication), MinInsyncReplicas: c.minInsync}),
 		consensus.WithKgoOpts(
 			kgo.WithHooks(k.Hooks()...),
-			kgo.WithLogger(kslog.New(n.log.With("component", "kafka-client"))),
+			kgo.WithLogger(kslog.New(slog.New(minLevel{n.log.Handler(), c.kafkaLogLevel}).With("component", "kafka-client"))),
 		),
 	}
 	if c.retry != nil {
@@ -486,4 +491,22 @@ func (n *node) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(resp)
+}
+
+// minLevel drops the records of h below level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(attrs), m.level}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{m.Handler.WithGroup(name), m.level}
 }

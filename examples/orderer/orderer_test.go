@@ -511,4 +511,3 @@ func TestHelp(t *testing.T) {
 	}
 	require.ErrorIs(t, dispatch(context.Background(), []string{"nope"}, io.Discard, io.Discard), errUsage)
 }
-

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 
 	"google.golang.org/protobuf/proto"
 
@@ -57,9 +58,10 @@ const DefaultWindow = 1000
 type Server struct {
 	ab.UnimplementedAtomicBroadcastServer
 
-	channels map[string]Channel
-	window   int
-	log      *slog.Logger
+	channels   map[string]Channel
+	window     int
+	log        *slog.Logger
+	validators chan struct{} // a token per validation running
 }
 
 // NewServer returns a server of channels (by channel ID). A window below 1
@@ -71,103 +73,178 @@ func NewServer(channels map[string]Channel, window int, log *slog.Logger) *Serve
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{channels: channels, window: window, log: log}
+	return &Server{channels: channels, window: window, log: log, validators: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 // Broadcast answers each envelope of the stream with a BroadcastResponse,
-// in order.
+// in order. It is a pipeline: the handler reads envelopes; each is
+// validated on its own goroutine (signature checks are the costly part,
+// and at most GOMAXPROCS run at once per server); a dispatcher hands the
+// valid ones to the chain in stream order, so that they keep their order in
+// the log; a sender returns the answers in stream order as Kafka
+// acknowledges them. At most Window envelopes are between reading and
+// answering.
 func (s *Server) Broadcast(stream ab.AtomicBroadcast_BroadcastServer) error {
-	ctx := stream.Context()
-	pending := make(chan chan *ab.BroadcastResponse, s.window)
-	senderDone := make(chan error, 1)
-	go func() { senderDone <- sendInOrder(ctx, stream, pending) }()
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	toDispatch := make(chan *broadcastJob, s.window)
+	toSend := make(chan *broadcastJob, s.window)
+	inFlight := make(chan struct{}, s.window) // a token per envelope read and not yet answered
+	sendDone := make(chan error, 1)
+	go s.dispatch(ctx, toDispatch, toSend)
+	go func() {
+		err := sendInOrder(ctx, stream, toSend, inFlight)
+		if err != nil {
+			cancel()
+		}
+		sendDone <- err
+	}()
+	finish := func(err error) error {
+		close(toDispatch)
+		if err != nil {
+			cancel()
+		}
+		if serr := <-sendDone; err == nil {
+			err = serr
+		}
+		return err
+	}
 	for {
 		env, err := stream.Recv()
-		if err != nil {
-			close(pending)
-			serr := <-senderDone
-			if errors.Is(err, io.EOF) {
-				return serr
-			}
-			return err
+		if errors.Is(err, io.EOF) {
+			return finish(nil)
 		}
-		res := make(chan *ab.BroadcastResponse, 1)
-		s.broadcastOne(ctx, env, func(r *ab.BroadcastResponse) { res <- r })
+		if err != nil {
+			return finish(err)
+		}
 		select {
-		case pending <- res:
-		case err := <-senderDone:
-			// The sender stopped: the stream is broken or ended.
-			if err == nil {
-				err = ctx.Err()
-			}
-			return err
+		case inFlight <- struct{}{}:
+		case <-ctx.Done():
+			return finish(ctx.Err())
+		}
+		j := &broadcastJob{env: env, validated: make(chan struct{}), answer: make(chan *ab.BroadcastResponse, 1)}
+		select {
+		case s.validators <- struct{}{}:
+		case <-ctx.Done():
+			return finish(ctx.Err())
+		}
+		go func() {
+			s.validate(j)
+			<-s.validators
+			close(j.validated)
+		}()
+		select {
+		case toDispatch <- j:
+		case <-ctx.Done():
+			return finish(ctx.Err())
 		}
 	}
 }
 
-// sendInOrder sends the responses of pending in order, each once known.
-func sendInOrder(ctx context.Context, stream ab.AtomicBroadcast_BroadcastServer, pending <-chan chan *ab.BroadcastResponse) error {
-	for res := range pending {
+// broadcastJob is one envelope on its way through a Broadcast stream.
+type broadcastJob struct {
+	env       *cb.Envelope
+	validated chan struct{} // closed once the fields below are set
+	channel   string
+	chain     Chain
+	seq       uint64
+	isConfig  bool
+	answer    chan *ab.BroadcastResponse // the answer, once known
+}
+
+// reject answers j with st.
+func (s *Server) reject(j *broadcastJob, st cb.Status, err error) {
+	s.log.Warn("rejecting broadcast", "channel", j.channel, "status", st, "err", err)
+	j.answer <- &ab.BroadcastResponse{Status: st, Info: err.Error()}
+}
+
+// validate decodes and validates j's envelope against its channel's
+// configuration, answering j if it is refused.
+func (s *Server) validate(j *broadcastJob) {
+	h, err := protoutil.EnvelopeHeaders(j.env)
+	if err != nil {
+		s.reject(j, cb.Status_BAD_REQUEST, fmt.Errorf("bad envelope: %w", err))
+		return
+	}
+	j.channel = h.ChannelHeader.GetChannelId()
+	ch, ok := s.channels[j.channel]
+	if !ok {
+		s.reject(j, cb.Status_NOT_FOUND, fmt.Errorf("channel %q not found", j.channel))
+		return
+	}
+	j.isConfig = cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG
+	if j.isConfig {
+		j.seq, err = ch.Chain.ProcessConfig(j.env)
+	} else {
+		j.seq, err = ch.Chain.ProcessNormal(j.env)
+	}
+	if err != nil {
+		s.reject(j, statusOf(err), err)
+		return
+	}
+	j.chain = ch.Chain
+}
+
+// dispatch hands the valid envelopes of in to their chain, in order, and
+// passes every job on to out.
+func (s *Server) dispatch(ctx context.Context, in <-chan *broadcastJob, out chan<- *broadcastJob) {
+	defer close(out)
+	for j := range in {
+		select {
+		case <-j.validated:
+		case <-ctx.Done():
+			return
+		}
+		if j.chain != nil {
+			s.order(ctx, j)
+		}
+		select {
+		case out <- j:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// order produces a validated envelope; its answer comes with Kafka's
+// acknowledgement.
+func (s *Server) order(ctx context.Context, j *broadcastJob) {
+	select {
+	case <-j.chain.Errored():
+		s.reject(j, cb.Status_SERVICE_UNAVAILABLE, fmt.Errorf("%w: channel %s cannot consume from kafka", consensus.ErrNotReady, j.channel))
+		return
+	default:
+	}
+	promise := func(err error) {
+		if err != nil {
+			s.reject(j, statusOf(err), err)
+			return
+		}
+		j.answer <- &ab.BroadcastResponse{Status: cb.Status_SUCCESS}
+	}
+	if j.isConfig {
+		j.chain.ConfigureAsync(ctx, j.env, j.seq, promise)
+	} else {
+		j.chain.OrderAsync(ctx, j.env, j.seq, promise)
+	}
+}
+
+// sendInOrder sends the answers of the jobs of in, in order, each once
+// known.
+func sendInOrder(ctx context.Context, stream ab.AtomicBroadcast_BroadcastServer, in <-chan *broadcastJob, inFlight <-chan struct{}) error {
+	for j := range in {
 		var r *ab.BroadcastResponse
 		select {
-		case r = <-res:
+		case r = <-j.answer:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		if err := stream.Send(r); err != nil {
 			return err
 		}
+		<-inFlight
 	}
-	return nil
-}
-
-// broadcastOne validates env and, if valid, starts ordering it; respond is
-// called once with the answer, at once or when Kafka acknowledged it.
-func (s *Server) broadcastOne(ctx context.Context, env *cb.Envelope, respond func(*ab.BroadcastResponse)) {
-	reject := func(st cb.Status, channel string, err error) {
-		s.log.Warn("rejecting broadcast", "channel", channel, "status", st, "err", err)
-		respond(&ab.BroadcastResponse{Status: st, Info: err.Error()})
-	}
-	h, err := protoutil.EnvelopeHeaders(env)
-	if err != nil {
-		reject(cb.Status_BAD_REQUEST, "", fmt.Errorf("bad envelope: %w", err))
-		return
-	}
-	channel := h.ChannelHeader.GetChannelId()
-	ch, ok := s.channels[channel]
-	if !ok {
-		reject(cb.Status_NOT_FOUND, channel, fmt.Errorf("channel %q not found", channel))
-		return
-	}
-	isConfig := cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG
-	var seq uint64
-	if isConfig {
-		seq, err = ch.Chain.ProcessConfig(env)
-	} else {
-		seq, err = ch.Chain.ProcessNormal(env)
-	}
-	if err != nil {
-		reject(statusOf(err), channel, err)
-		return
-	}
-	select {
-	case <-ch.Chain.Errored():
-		reject(cb.Status_SERVICE_UNAVAILABLE, channel, fmt.Errorf("%w: channel %s cannot consume from kafka", consensus.ErrNotReady, channel))
-		return
-	default:
-	}
-	promise := func(err error) {
-		if err != nil {
-			reject(statusOf(err), channel, err)
-			return
-		}
-		respond(&ab.BroadcastResponse{Status: cb.Status_SUCCESS})
-	}
-	if isConfig {
-		ch.Chain.ConfigureAsync(ctx, env, seq, promise)
-	} else {
-		ch.Chain.OrderAsync(ctx, env, seq, promise)
-	}
+	return ctx.Err()
 }
 
 // statusOf maps an error of validation or ordering to Fabric's Broadcast

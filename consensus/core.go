@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/blockcutter"
@@ -18,7 +19,9 @@ type Record struct {
 	// Offset is the record's offset in the partition.
 	Offset int64
 	// Value is the record's value: a marshalled orderer.KafkaMessage when
-	// an orderer wrote it. The core does not keep it after Step returns.
+	// an orderer wrote it. The core decodes it without copying: the
+	// envelopes it holds, and the blocks cut from them, share Value's
+	// bytes, so Value must not be modified or reused after Step.
 	Value []byte
 }
 
@@ -120,6 +123,11 @@ type Core struct {
 	halted       error
 
 	ready Ready
+
+	// pendingRaw holds the marshalled bytes of the envelopes waiting in
+	// the cutter, in the same order (nil where not known), so that blocks
+	// reuse the bytes read from the log instead of marshalling again.
+	pendingRaw [][]byte
 }
 
 // CoreState is where a core resumes: the ledger's last block and the
@@ -253,6 +261,10 @@ func (c *Core) Step(rec Record) (*Ready, error) {
 	if c.halted != nil {
 		return r, c.halted
 	}
+	if m, env, raw, ok := fastRegular(rec.Value); ok {
+		c.regularDecoded(m, env, raw, rec.Offset)
+		return r, c.halted
+	}
 	msg := new(ab.KafkaMessage)
 	if err := decodeStrict(rec.Value, msg); err != nil {
 		c.note(NoteSkipped, rec.Offset, fmt.Errorf("not an orderer message: %w", err))
@@ -315,6 +327,10 @@ func (c *Core) regular(m *ab.KafkaMessageRegular, offset int64) {
 		c.note(NoteSkipped, offset, fmt.Errorf("regular message without an envelope: %w", err))
 		return
 	}
+	c.regularDecoded(m, env, nil, offset)
+}
+
+func (c *Core) regularDecoded(m *ab.KafkaMessageRegular, env *cb.Envelope, raw []byte, offset int64) {
 	if m.OriginalOffset < 0 {
 		c.note(NoteSkipped, offset, fmt.Errorf("negative original offset %d", m.OriginalOffset))
 		return
@@ -331,7 +347,7 @@ func (c *Core) regular(m *ab.KafkaMessageRegular, offset int64) {
 	}
 	switch m.Class {
 	case ab.KafkaMessageRegular_NORMAL:
-		c.normal(env, m, offset)
+		c.normal(env, raw, m, offset)
 	case ab.KafkaMessageRegular_CONFIG:
 		c.configMsg(env, m, offset)
 	default:
@@ -354,7 +370,7 @@ func (c *Core) resubmit(m *ab.KafkaMessageRegular, seq uint64, offset int64) {
 	c.note(NoteResubmitted, offset, nil)
 }
 
-func (c *Core) normal(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64) {
+func (c *Core) normal(env *cb.Envelope, raw []byte, m *ab.KafkaMessageRegular, offset int64) {
 	if m.ConfigSeq < c.config.Sequence() {
 		if err := c.config.ValidateNormal(env); err != nil {
 			c.note(NoteInvalid, offset, err)
@@ -365,6 +381,7 @@ func (c *Core) normal(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64)
 	}
 
 	newOffset := c.newOffset(m)
+	c.pendingRaw = append(c.pendingRaw, raw)
 	batches, pending := c.cutter.Ordered(env)
 	if len(batches) > 0 {
 		c.stopTimer()
@@ -445,8 +462,21 @@ func (c *Core) stopTimer() {
 // persistedOffset are then persisted.
 func (c *Core) cutBlock(batch []*cb.Envelope, persistedOffset int64, isConfig bool) {
 	data := make([][]byte, len(batch))
+	var raw [][]byte
+	if !isConfig {
+		raw = c.pendingRaw[:len(batch)]
+	}
 	for i, env := range batch {
-		data[i] = protoutil.MarshalOrPanic(env)
+		if raw != nil && raw[i] != nil {
+			data[i] = raw[i]
+		} else {
+			data[i] = protoutil.MarshalOrPanic(env)
+		}
+	}
+	if !isConfig {
+		n := copy(c.pendingRaw, c.pendingRaw[len(batch):])
+		clear(c.pendingRaw[n:])
+		c.pendingRaw = c.pendingRaw[:n]
 	}
 	b := protoutil.NewBlock(c.nextNumber, c.prevHash, data)
 	if isConfig {
@@ -469,3 +499,86 @@ func (c *Core) cutBlock(batch []*cb.Envelope, persistedOffset int64, isConfig bo
 
 // BatchTimeout is the batch timeout in force, for the node's timer.
 func (c *Core) BatchTimeout() time.Duration { return c.config.BatchTimeout() }
+
+// fastRegular decodes a KafkaMessage{Regular} in canonical form (fields in
+// order, once each, no zero values, minimal varints, no unknown fields),
+// which is what every orderer writes, without copying: the envelope's
+// fields and raw (the envelope's bytes) alias v. Canonical raw is exactly
+// what a deterministic marshal of the envelope gives, so blocks are the
+// same whether they reuse raw or marshal again. ok is false for anything
+// else, which then takes the general path (decodeStrict).
+func fastRegular(v []byte) (m *ab.KafkaMessageRegular, env *cb.Envelope, raw []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(v)
+	if n < 0 || num != 1 || typ != protowire.BytesType {
+		return nil, nil, nil, false
+	}
+	reg, k := protowire.ConsumeBytes(v[n:])
+	if k < 0 || n+k != len(v) || len(v) != 1+protowire.SizeBytes(len(reg)) {
+		return nil, nil, nil, false
+	}
+	m = new(ab.KafkaMessageRegular)
+	last := protowire.Number(0)
+	for len(reg) > 0 {
+		num, typ, n := protowire.ConsumeTag(reg)
+		if n != 1 || num <= last {
+			return nil, nil, nil, false
+		}
+		last = num
+		reg = reg[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			b, n := protowire.ConsumeBytes(reg)
+			if n < 0 || len(b) == 0 || n != protowire.SizeBytes(len(b)) {
+				return nil, nil, nil, false
+			}
+			raw, reg = b, reg[n:]
+		case num >= 2 && num <= 4 && typ == protowire.VarintType:
+			x, n := protowire.ConsumeVarint(reg)
+			if n < 0 || x == 0 || n != protowire.SizeVarint(x) {
+				return nil, nil, nil, false
+			}
+			reg = reg[n:]
+			switch num {
+			case 2:
+				m.ConfigSeq = x
+			case 3:
+				if x > uint64(ab.KafkaMessageRegular_CONFIG) {
+					return nil, nil, nil, false
+				}
+				m.Class = ab.KafkaMessageRegular_Class(x)
+			case 4:
+				m.OriginalOffset = int64(x)
+			}
+		default:
+			return nil, nil, nil, false
+		}
+	}
+	if raw == nil {
+		return nil, nil, nil, false
+	}
+	m.Payload = raw
+	env = new(cb.Envelope)
+	e := raw
+	last = 0
+	for len(e) > 0 {
+		num, typ, n := protowire.ConsumeTag(e)
+		if n < 0 || num <= last || num > 2 || typ != protowire.BytesType {
+			return nil, nil, nil, false
+		}
+		last = num
+		b, k := protowire.ConsumeBytes(e[n:])
+		if k < 0 || len(b) == 0 || n != 1 || k != protowire.SizeBytes(len(b)) {
+			return nil, nil, nil, false
+		}
+		e = e[n+k:]
+		if num == 1 {
+			env.Payload = b
+		} else {
+			env.Signature = b
+		}
+	}
+	if len(env.Payload) == 0 {
+		return nil, nil, nil, false
+	}
+	return m, env, raw, true
+}

@@ -222,6 +222,34 @@ func (ch *Chain) WaitReady(ctx context.Context) error {
 	}
 }
 
+// Ready reports, without waiting, whether the chain accepts envelopes now:
+// nil, or an error wrapping ErrNotReady (not started, setting up Kafka,
+// unable to consume, or a re-submitted config in flight) or ErrHalted.
+func (ch *Chain) Ready() error {
+	s := ch.st.Load()
+	if err := ch.unavailable(s); err != nil {
+		return err
+	}
+	if s.resubmitting {
+		return fmt.Errorf("%w: channel %s waits for a re-submitted config", ErrNotReady, ch.channel)
+	}
+	return nil
+}
+
+// unavailable returns why the chain in state s cannot take envelopes at
+// all, or nil.
+func (ch *Chain) unavailable(s *state) error {
+	switch s.status {
+	case statusHalted:
+		return s.err
+	case statusNew, statusStarting:
+		return fmt.Errorf("%w: channel %s is %v", ErrNotReady, ch.channel, s.status)
+	case statusErrored:
+		return fmt.Errorf("%w: channel %s cannot consume from kafka", ErrNotReady, ch.channel)
+	}
+	return nil
+}
+
 // admit checks that an envelope may be produced now and returns the client
 // to produce it with. Only a re-submitted config in flight makes it wait;
 // every other obstacle fails fast.
@@ -231,13 +259,8 @@ func (ch *Chain) admit(ctx context.Context, env *cb.Envelope, seq uint64) (*kgo.
 	}
 	for {
 		s := ch.st.Load()
-		switch s.status {
-		case statusHalted:
-			return nil, s.err
-		case statusNew, statusStarting:
-			return nil, fmt.Errorf("%w: channel %s is %v", ErrNotReady, ch.channel, s.status)
-		case statusErrored:
-			return nil, fmt.Errorf("%w: channel %s cannot consume from kafka", ErrNotReady, ch.channel)
+		if err := ch.unavailable(s); err != nil {
+			return nil, err
 		}
 		if !s.resubmitting {
 			break

@@ -309,8 +309,8 @@ func TestBroadcastErrors(t *testing.T) {
 		want cb.Status
 	}{
 		{"valid", txEnvelope(t, user, testChannel, []byte("ok")), cb.Status_SUCCESS},
-		{"unsigned", unsigned, cb.Status_BAD_REQUEST},
-		{"bad signature", badSig, cb.Status_BAD_REQUEST},
+		{"unsigned", unsigned, cb.Status_FORBIDDEN},
+		{"bad signature", badSig, cb.Status_FORBIDDEN},
 		{"garbage payload", &cb.Envelope{Payload: []byte{0xff, 0xff, 0xff}, Signature: []byte("x")}, cb.Status_BAD_REQUEST},
 		{"no header", &cb.Envelope{Payload: protoutil.MarshalOrPanic(&cb.Payload{Data: []byte("x")})}, cb.Status_BAD_REQUEST},
 		{"oversized", txEnvelope(t, user, testChannel, make([]byte, 70000)), cb.Status_REQUEST_ENTITY_TOO_LARGE},
@@ -401,7 +401,7 @@ func TestDeliverErrors(t *testing.T) {
 		{"no stop", seek(t, user, testChannel, seekOldest(), nil, ab.SeekInfo_BLOCK_UNTIL_READY), cb.Status_BAD_REQUEST, 0},
 		{"not a seek", notSeek, cb.Status_BAD_REQUEST, 0},
 		{"garbage", &cb.Envelope{Payload: []byte{0xff, 0x01}}, cb.Status_BAD_REQUEST, 0},
-		{"unsigned", unsigned, cb.Status_BAD_REQUEST, 0},
+		{"unsigned", unsigned, cb.Status_FORBIDDEN, 0},
 		{"unknown channel", seek(t, user, "otherchannel", seekOldest(), seekOldest(), ab.SeekInfo_BLOCK_UNTIL_READY), cb.Status_NOT_FOUND, 0},
 		{"not a reader", seek(t, outsider, testChannel, seekOldest(), seekOldest(), ab.SeekInfo_BLOCK_UNTIL_READY), cb.Status_FORBIDDEN, 0},
 	} {

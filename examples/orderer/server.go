@@ -253,9 +253,11 @@ func statusOf(err error) cb.Status {
 	switch {
 	case errors.Is(err, channelconfig.ErrTooLarge), errors.Is(err, consensus.ErrTooLarge):
 		return cb.Status_REQUEST_ENTITY_TOO_LARGE
-	case errors.Is(err, channelconfig.ErrForbidden):
+	case errors.Is(err, channelconfig.ErrForbidden), errors.Is(err, channelconfig.ErrBadSignature):
+		// Fabric checks signatures in its policy evaluation and answers a
+		// missing or bad one as a permission failure.
 		return cb.Status_FORBIDDEN
-	case errors.Is(err, channelconfig.ErrBadSignature), errors.Is(err, channelconfig.ErrMalformed),
+	case errors.Is(err, channelconfig.ErrMalformed),
 		errors.Is(err, channelconfig.ErrWrongChannel), errors.Is(err, channelconfig.ErrBadSequence):
 		return cb.Status_BAD_REQUEST
 	case errors.Is(err, consensus.ErrNotReady), errors.Is(err, consensus.ErrHalted),

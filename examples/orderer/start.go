@@ -450,23 +450,18 @@ func (n *node) Close() {
 	})
 }
 
-// chainStatus describes a chain's readiness: "ready", "starting" (setting
-// up Kafka or a re-submitted config in flight), "errored" or "halted: ...".
-func chainStatus(ctx context.Context, ch *consensus.Chain) string {
-	if err := ch.Err(); err != nil {
+// chainStatus describes a chain's readiness: "ready", "not ready: ..."
+// (setting up Kafka, unable to consume, or a re-submitted config in
+// flight) or "halted: ...".
+func chainStatus(ch *consensus.Chain) string {
+	switch err := ch.Ready(); {
+	case err == nil:
+		return "ready"
+	case errors.Is(err, consensus.ErrHalted):
 		return "halted: " + err.Error()
-	}
-	select {
-	case <-ch.Errored():
-		return "errored"
 	default:
+		return "not ready: " + err.Error()
 	}
-	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if err := ch.WaitReady(ctx); err != nil {
-		return "starting"
-	}
-	return "ready"
 }
 
 // healthz reports each chain's readiness as JSON: 200 when every chain is
@@ -482,7 +477,7 @@ func (n *node) healthz(w http.ResponseWriter, r *http.Request) {
 	}{Status: "ok", Channels: make(map[string]chainHealth)}
 	code := http.StatusOK
 	for id, ch := range n.chains {
-		st := chainStatus(r.Context(), ch)
+		st := chainStatus(ch)
 		if st != "ready" {
 			resp.Status, code = "unavailable", http.StatusServiceUnavailable
 		}

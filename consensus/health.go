@@ -10,7 +10,7 @@ import (
 )
 
 // health tracks whether a chain can consume, from two sources: franz-go's
-// broker hooks (every fetch round trip, and failed connections), and the
+// broker hooks (every round trip, and failed connections), and the
 // partition errors PollFetches returns. A fetch round trip that succeeds
 // proves the brokers answer, even when no record arrives; a partition error
 // is cleared only by a record.
@@ -25,17 +25,23 @@ var (
 	_ kgo.HookBrokerConnect = (*health)(nil)
 )
 
-// OnBrokerE2E records the outcome of a fetch round trip.
+// OnBrokerE2E records the outcome of a round trip: any failure counts; a
+// success counts only for a fetch written after the failures began, since
+// a response to a request sent earlier says nothing about the brokers now.
 func (h *health) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
-	if key != int16(kmsg.Fetch) {
-		return
-	}
+	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if e2e.Err() == nil {
-		h.connFailedSince = time.Time{}
-	} else if h.connFailedSince.IsZero() {
-		h.connFailedSince = time.Now()
+	switch {
+	case e2e.Err() != nil:
+		if h.connFailedSince.IsZero() {
+			h.connFailedSince = now
+		}
+	case key == int16(kmsg.Fetch):
+		written := now.Add(-e2e.DurationE2E())
+		if written.After(h.connFailedSince) {
+			h.connFailedSince = time.Time{}
+		}
 	}
 }
 

@@ -24,6 +24,8 @@
 // set below the minimum. With WithDataDir the cluster state and logs survive
 // a Close and a StartKafka on the same directory.
 //
-// The package will also host helpers that run several ordering nodes against
-// one embedded Kafka, for multi-node tests and experiments.
+// Cluster runs several ordering nodes (each a consensus.Consenter with its
+// own ledgers and signing identity) against one Kafka, for multi-node tests
+// and experiments: stop and restart nodes, order envelopes, wait for
+// heights, and compare ledgers block by block (CompareLedgers).
 package consensustest

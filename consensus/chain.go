@@ -664,7 +664,7 @@ func (ch *Chain) newClient() error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(ch.cfg.linger),
-		kgo.ProducerBatchMaxBytes(ch.cfg.maxRecord),
+		kgo.ProducerBatchMaxBytes(ch.cfg.topic.MaxMessageBytes),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.WithHooks(&ch.health),

@@ -70,7 +70,6 @@ type settings struct {
 	strictTopic  bool
 	errorTimeout time.Duration
 	linger       time.Duration
-	maxRecord    int32
 	logger       *slog.Logger
 	meters       metric.MeterProvider
 	tracers      trace.TracerProvider
@@ -86,7 +85,6 @@ func defaultSettings() settings {
 		topic:        DefaultTopicSettings(),
 		errorTimeout: 2 * time.Second,
 		linger:       2 * time.Millisecond,
-		maxRecord:    16 << 20,
 		parser:       BundleConfigParser(),
 	}
 }
@@ -99,14 +97,12 @@ func (c *settings) validate() error {
 	if err := c.retry.validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.topic.ReplicationFactor < 1 || c.topic.MinInsyncReplicas < 1 || int(c.topic.ReplicationFactor) < c.topic.MinInsyncReplicas {
-		errs = append(errs, fmt.Errorf("topic settings %+v: need 1 <= min.insync.replicas <= replication factor", c.topic))
+	c.topic = c.topic.withDefaults()
+	if err := c.topic.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.errorTimeout < 0 || c.linger < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
-	}
-	if c.maxRecord < 1<<10 {
-		errs = append(errs, fmt.Errorf("max record bytes %d is below 1 KiB", c.maxRecord))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("consensus: invalid options: %w", errors.Join(errs...))
@@ -143,7 +139,8 @@ func WithClientID(id string) Opt { return func(c *settings) { c.clientID = id } 
 func WithRetry(p RetryPolicy) Opt { return func(c *settings) { c.retry = p } }
 
 // WithTopicSettings sets the settings channel topics are created with and
-// checked against (default DefaultTopicSettings).
+// checked against (default DefaultTopicSettings; zero fields take their
+// default). MaxMessageBytes is also the producer's batch limit.
 func WithTopicSettings(s TopicSettings) Opt { return func(c *settings) { c.topic = s } }
 
 // WithStrictTopic makes a chain refuse to start on an existing topic with
@@ -157,10 +154,6 @@ func WithErrorTimeout(d time.Duration) Opt { return func(c *settings) { c.errorT
 // WithProduceLinger sets how long the producer waits to fill a batch
 // (default 2ms).
 func WithProduceLinger(d time.Duration) Opt { return func(c *settings) { c.linger = d } }
-
-// WithMaxRecordBytes sets the largest record the producer sends (default
-// 16 MiB); the topic's max.message.bytes must allow it.
-func WithMaxRecordBytes(n int32) Opt { return func(c *settings) { c.maxRecord = n } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Opt { return func(c *settings) { c.logger = l } }

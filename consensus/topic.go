@@ -19,6 +19,7 @@ const (
 	configRetentionMs       = "retention.ms"
 	configRetentionBytes    = "retention.bytes"
 	configCleanupPolicy     = "cleanup.policy"
+	configMaxMessageBytes   = "max.message.bytes"
 )
 
 // MaxTopicNameLen is the longest topic name Kafka accepts.
@@ -49,13 +50,25 @@ type TopicSettings struct {
 	// replicas must have a record before a write with acks=all succeeds.
 	// It must not exceed ReplicationFactor. Zero means 2.
 	MinInsyncReplicas int
+
+	// MaxMessageBytes is the topic's max.message.bytes: the largest record
+	// batch a broker accepts, and so the producer's batch limit and the
+	// largest envelope (plus about 100 bytes of framing) that can be
+	// ordered. Keep it above every channel's AbsoluteMaxBytes. Zero means
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int32
 }
+
+// DefaultMaxMessageBytes is the default TopicSettings.MaxMessageBytes:
+// 16 MiB, well above Kafka's 1 MB default, which would refuse envelopes
+// that Fabric's default AbsoluteMaxBytes (10 MB) allows.
+const DefaultMaxMessageBytes = 16 << 20
 
 // DefaultTopicSettings returns the settings for a production cluster:
 // replication factor 3 and min.insync.replicas 2, so that one broker can fail
 // without losing an acknowledged record or stopping writes.
 func DefaultTopicSettings() TopicSettings {
-	return TopicSettings{ReplicationFactor: 3, MinInsyncReplicas: 2}
+	return TopicSettings{ReplicationFactor: 3, MinInsyncReplicas: 2, MaxMessageBytes: DefaultMaxMessageBytes}
 }
 
 func (s TopicSettings) withDefaults() TopicSettings {
@@ -66,6 +79,9 @@ func (s TopicSettings) withDefaults() TopicSettings {
 	if s.MinInsyncReplicas == 0 {
 		s.MinInsyncReplicas = d.MinInsyncReplicas
 	}
+	if s.MaxMessageBytes == 0 {
+		s.MaxMessageBytes = d.MaxMessageBytes
+	}
 	return s
 }
 
@@ -75,6 +91,8 @@ func (s TopicSettings) validate() error {
 		return fmt.Errorf("consensus: topic replication factor %d: must be at least 1", s.ReplicationFactor)
 	case s.MinInsyncReplicas < 1:
 		return fmt.Errorf("consensus: topic min.insync.replicas %d: must be at least 1", s.MinInsyncReplicas)
+	case s.MaxMessageBytes < 1<<10:
+		return fmt.Errorf("consensus: topic max.message.bytes %d: must be at least 1 KiB", s.MaxMessageBytes)
 	case s.MinInsyncReplicas > int(s.ReplicationFactor):
 		return fmt.Errorf("consensus: topic min.insync.replicas %d exceeds replication factor %d: every write with acks=all would fail",
 			s.MinInsyncReplicas, s.ReplicationFactor)
@@ -90,6 +108,7 @@ func (s TopicSettings) configs() map[string]*string {
 		configRetentionMs:       kadm.StringPtr("-1"),
 		configRetentionBytes:    kadm.StringPtr("-1"),
 		configCleanupPolicy:     kadm.StringPtr("delete"),
+		configMaxMessageBytes:   kadm.StringPtr(strconv.Itoa(int(s.MaxMessageBytes))),
 	}
 }
 
@@ -156,14 +175,15 @@ func ValidTopicName(name string) error {
 //
 // A missing topic is created with one partition, replication factor
 // s.ReplicationFactor and the configs min.insync.replicas,
-// unclean.leader.election.enable=false, retention.ms=-1, retention.bytes=-1
-// and cleanup.policy=delete; created is then true. If another node creates
+// unclean.leader.election.enable=false, retention.ms=-1, retention.bytes=-1,
+// cleanup.policy=delete and max.message.bytes; created is then true. If another node creates
 // it at the same time (TOPIC_ALREADY_EXISTS), the topic is checked as an
 // existing one.
 //
 // An existing topic is checked: it must have partition 0, at least
 // s.ReplicationFactor replicas, min.insync.replicas between
-// s.MinInsyncReplicas and its replication factor, and the configs above. A
+// s.MinInsyncReplicas and its replication factor, max.message.bytes at
+// least s.MaxMessageBytes, and the configs above. A
 // topic failing any of these checks is reported as an *UnsafeTopicError
 // (wrapping ErrUnsafeTopic) listing every problem, with created false. The
 // topic can still be used: the caller decides whether to stop or to log and
@@ -308,6 +328,13 @@ func checkTopic(ctx context.Context, adm *kadm.Client, td kadm.TopicDetail, s To
 	}
 	if v, ok := configs[configCleanupPolicy]; ok && strings.Contains(v, "compact") {
 		add(configCleanupPolicy, v, "delete")
+	}
+	// A smaller limit makes the broker refuse large batches: envelopes the
+	// channel allows would fail to be ordered (never lost: Order errs).
+	if v, ok := configs[configMaxMessageBytes]; ok {
+		if n, err := strconv.Atoi(v); err != nil || n < int(s.MaxMessageBytes) {
+			add(configMaxMessageBytes, v, ">= "+strconv.Itoa(int(s.MaxMessageBytes)))
+		}
 	}
 	if len(problems) > 0 {
 		return &UnsafeTopicError{Topic: topic, Problems: problems}

@@ -105,13 +105,14 @@ func TestEnsureTopicUnsafeExisting(t *testing.T) {
 		{Setting: "min.insync.replicas", Got: "1", Want: ">= 2"},
 		{Setting: "unclean.leader.election.enable", Got: "true", Want: "false"},
 		{Setting: "retention.ms", Got: "1000", Want: "-1"},
+		{Setting: "max.message.bytes", Got: "1048588", Want: ">= 16777216"}, // kfake's default, Kafka's too
 	}, ue.Problems)
 	require.Contains(t, err.Error(), `topic "unsafe" has unsafe settings`)
 	require.Contains(t, err.Error(), "retention.ms is 1000, want -1")
 
 	// The same topic is fine for a single-replica development setting,
 	// apart from its configs.
-	_, err = consensus.EnsureTopic(ctx, adm, "unsafe", consensus.TopicSettings{ReplicationFactor: 1, MinInsyncReplicas: 1})
+	_, err = consensus.EnsureTopic(ctx, adm, "unsafe", consensus.TopicSettings{ReplicationFactor: 1, MinInsyncReplicas: 1, MaxMessageBytes: 1 << 20})
 	require.ErrorAs(t, err, &ue)
 	require.Len(t, ue.Problems, 2)
 }
@@ -121,6 +122,7 @@ func TestEnsureTopicMinInsyncAboveReplicas(t *testing.T) {
 	_, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{
 		"retention.ms":        kadm.StringPtr("-1"),
 		"min.insync.replicas": kadm.StringPtr("4"),
+		"max.message.bytes":   kadm.StringPtr("16777216"),
 	}, "stuck")
 	require.NoError(t, err)
 
@@ -286,4 +288,5 @@ func ExampleEnsureTopic() {
 	// false <nil>
 	// min.insync.replicas is 1, want >= 2
 	// retention.ms is 86400000, want -1
+	// max.message.bytes is 1048588, want >= 16777216
 }

@@ -23,7 +23,7 @@ func TestClusterOptionsRejected(t *testing.T) {
 		"twice":         {consensustest.WithChannels("a", "a")},
 		"empty batch":   {consensustest.WithBatchSize(0, 0)},
 		"zero timeout":  {consensustest.WithBatchTimeout(0)},
-		"bad consenter": {consensustest.WithConsenterOpts(consensus.WithMaxRecordBytes(1))},
+		"bad consenter": {consensustest.WithConsenterOpts(consensus.WithTopicSettings(consensus.TopicSettings{MaxMessageBytes: 1}))},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c, err := consensustest.NewCluster(k, opts...)

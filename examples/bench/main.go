@@ -41,8 +41,8 @@ import (
 
 const (
 	nodes      = 3
-	linger     = 2 * time.Millisecond // the chain's default
-	maxRecord  = 16 << 20             // the chain's default
+	linger     = 2 * time.Millisecond             // the chain's default
+	maxRecord  = consensus.DefaultMaxMessageBytes // the chain's default
 	channelID  = "bench"
 	rawTopic   = "rawbench"
 	distinctTx = 4096

@@ -108,20 +108,31 @@ func decodePolicy(name string, p *cb.Policy, allowMeta bool) (policy, error) {
 // EvaluatePolicy returns nil when signed satisfies the channel policy name
 // ("Readers", "Writers", "Admins" or another channel policy), and an error
 // wrapping ErrForbidden (and msp.ErrPolicyNotSatisfied) naming what was
-// not satisfied otherwise. A SIGNATURE policy is evaluated with
-// msp.EvaluateSignaturePolicy. An IMPLICIT_META policy evaluates the
+// not satisfied otherwise. A SIGNATURE policy is evaluated as
+// msp.EvaluateSignaturePolicy does. An IMPLICIT_META policy evaluates the
 // sub-policy of every organisation (application and orderer organisations
 // together, each MSP ID once): ANY needs one, ALL needs all, MAJORITY needs
 // strictly more than half; an organisation without that sub-policy counts
 // as not satisfied, and with no organisations at all the policy is
 // satisfied, as in Fabric.
+//
+// The signatures are checked (deserialized, validated, verified) once,
+// however many organisation policies are evaluated.
 func (b *Bundle) EvaluatePolicy(name string, signed []msp.SignedData) error {
+	if _, ok := b.policies[name]; !ok {
+		return fmt.Errorf("%w: channel %s has no policy %q", ErrForbidden, b.ChannelID(), name)
+	}
+	return b.evaluatePolicy(name, b.mgr.CheckSignatures(signed))
+}
+
+// evaluatePolicy is EvaluatePolicy with signatures checked by b.mgr.
+func (b *Bundle) evaluatePolicy(name string, signed *msp.CheckedSignatures) error {
 	p, ok := b.policies[name]
 	if !ok {
 		return fmt.Errorf("%w: channel %s has no policy %q", ErrForbidden, b.ChannelID(), name)
 	}
 	if p.sig != nil {
-		if err := msp.EvaluateSignaturePolicy(p.sig, signed, b.mgr); err != nil {
+		if err := signed.Evaluate(p.sig); err != nil {
 			return fmt.Errorf("%w: channel %s: policy %s: %w", ErrForbidden, b.ChannelID(), name, err)
 		}
 		return nil
@@ -147,7 +158,7 @@ func (b *Bundle) EvaluatePolicy(name string, signed []msp.SignedData) error {
 			failures = append(failures, fmt.Sprintf("%s has no policy %s", o.id, p.meta.GetSubPolicy()))
 			continue
 		}
-		if err := msp.EvaluateSignaturePolicy(sub, signed, b.mgr); err != nil {
+		if err := signed.Evaluate(sub); err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", o.id, err))
 			continue
 		}

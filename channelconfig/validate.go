@@ -1,6 +1,7 @@
 package channelconfig
 
 import (
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -20,15 +21,18 @@ import (
 // msp error); its signature over the payload verifies (else
 // ErrBadSignature); its creator's signature satisfies the Writers policy
 // (else ErrForbidden).
+//
+// The creator is deserialized, validated and its signature verified once;
+// the policy is evaluated with that result.
 func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
-	h, err := b.checkEnvelope(env, true)
+	h, creator, err := b.checkEnvelope(env, true)
 	if err != nil {
 		return err
 	}
 	if cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG {
 		return fmt.Errorf("%w: channel %s: CONFIG envelope submitted as a normal message", ErrMalformed, b.ChannelID())
 	}
-	return b.EvaluatePolicy(WritersPolicy, []msp.SignedData{signedData(env, h)})
+	return b.evaluatePolicy(WritersPolicy, creator)
 }
 
 // ValidateDeliver checks a Deliver request: a DELIVER_SEEK_INFO envelope for
@@ -37,14 +41,14 @@ func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
 // ErrBadSignature) and satisfies the Readers policy (else ErrForbidden). Its
 // size is not limited.
 func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
-	h, err := b.checkEnvelope(env, false)
+	h, creator, err := b.checkEnvelope(env, false)
 	if err != nil {
 		return err
 	}
 	if t := cb.HeaderType(h.ChannelHeader.GetType()); t != cb.HeaderType_DELIVER_SEEK_INFO {
 		return fmt.Errorf("%w: channel %s: header type %s, want DELIVER_SEEK_INFO", ErrMalformed, b.ChannelID(), t)
 	}
-	return b.EvaluatePolicy(ReadersPolicy, []msp.SignedData{signedData(env, h)})
+	return b.evaluatePolicy(ReadersPolicy, creator)
 }
 
 // ValidateConfig checks a configuration update and returns the Bundle of
@@ -58,7 +62,7 @@ func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
 // policy (else ErrForbidden). The new configuration must pass NewBundle
 // (else ErrMalformed); the new Bundle keeps b's options.
 func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
-	h, err := b.checkEnvelope(env, true)
+	h, _, err := b.checkEnvelope(env, true)
 	if err != nil {
 		return nil, err
 	}
@@ -100,32 +104,31 @@ func signedData(env *cb.Envelope, h *protoutil.Headers) msp.SignedData {
 }
 
 // checkEnvelope runs the checks shared by every kind of envelope: size
-// (when limit), headers, channel, creator validity and signature.
-func (b *Bundle) checkEnvelope(env *cb.Envelope, limit bool) (*protoutil.Headers, error) {
+// (when limit), headers, channel, creator validity and signature. It
+// returns the headers and the creator's checked signature, which policies
+// are then evaluated with.
+func (b *Bundle) checkEnvelope(env *cb.Envelope, limit bool) (*protoutil.Headers, *msp.CheckedSignatures, error) {
 	if env == nil {
-		return nil, fmt.Errorf("%w: channel %s: nil envelope", ErrMalformed, b.ChannelID())
+		return nil, nil, fmt.Errorf("%w: channel %s: nil envelope", ErrMalformed, b.ChannelID())
 	}
-	if size, max := protoutil.EnvelopeSize(env), b.BatchSize().AbsoluteMaxBytes; limit && size > int(max) {
-		return nil, fmt.Errorf("%w: channel %s: envelope of %d bytes exceeds AbsoluteMaxBytes %d", ErrTooLarge, b.ChannelID(), size, max)
+	if size, max := protoutil.EnvelopeSize(env), b.cfg.GetBatchSize().GetAbsoluteMaxBytes(); limit && size > int(max) {
+		return nil, nil, fmt.Errorf("%w: channel %s: envelope of %d bytes exceeds AbsoluteMaxBytes %d", ErrTooLarge, b.ChannelID(), size, max)
 	}
 	h, err := protoutil.EnvelopeHeaders(env)
 	if err != nil {
-		return nil, fmt.Errorf("%w: channel %s: %w", ErrMalformed, b.ChannelID(), err)
+		return nil, nil, fmt.Errorf("%w: channel %s: %w", ErrMalformed, b.ChannelID(), err)
 	}
 	if got := h.ChannelHeader.GetChannelId(); got != b.ChannelID() {
-		return nil, fmt.Errorf("%w: envelope for channel %q sent to channel %s", ErrWrongChannel, got, b.ChannelID())
+		return nil, nil, fmt.Errorf("%w: envelope for channel %q sent to channel %s", ErrWrongChannel, got, b.ChannelID())
 	}
-	id, err := b.mgr.Deserialize(h.SignatureHeader.GetCreator())
-	if err != nil {
-		return nil, fmt.Errorf("%w: channel %s: creator: %w", ErrForbidden, b.ChannelID(), err)
+	creator := b.mgr.CheckSignatures([]msp.SignedData{signedData(env, h)})
+	if err := creator.Err(0); err != nil {
+		if errors.Is(err, msp.ErrBadSignature) {
+			return nil, nil, fmt.Errorf("channel %s: envelope signature: %w", b.ChannelID(), err)
+		}
+		return nil, nil, fmt.Errorf("%w: channel %s: creator: %w", ErrForbidden, b.ChannelID(), err)
 	}
-	if err := b.mgr.Validate(id); err != nil {
-		return nil, fmt.Errorf("%w: channel %s: creator: %w", ErrForbidden, b.ChannelID(), err)
-	}
-	if err := id.Verify(env.GetPayload(), env.GetSignature()); err != nil {
-		return nil, fmt.Errorf("channel %s: envelope signature: %w", b.ChannelID(), err)
-	}
-	return h, nil
+	return h, creator, nil
 }
 
 func decodeConfigEnvelope(data []byte) (*ccpb.ConfigEnvelope, *ccpb.ChannelConfig, error) {

@@ -27,5 +27,16 @@
 //
 // Policies use Fabric's language (FromString) and Fabric's evaluation rules
 // (EvaluateSignaturePolicy): an identity counts once however often it
-// signed, and a signature serves at most one principal of a gate.
+// signed, and a signature serves at most one principal of a gate. To
+// evaluate several policies with the same signatures, check them once with
+// Manager.CheckSignatures and evaluate the result with
+// CheckedSignatures.Evaluate.
+//
+// MSPs and Managers cache, in bounded memory, the identities they
+// deserialize (keyed by the serialized bytes, so a certificate is parsed
+// once) and the identities they validate successfully (keyed by the
+// certificate). A cached validation is reused only while every certificate
+// of its chain is within its validity period at the MSP's current time;
+// everything else it checked (chain, revocation, NodeOUs) is fixed for the
+// MSP's lifetime. Failures are never cached.
 package msp

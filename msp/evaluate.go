@@ -39,6 +39,10 @@ type signer struct {
 // principal and marks it used; an n-out-of gate evaluates each sub-rule in
 // order on a copy of the used flags and keeps the flags of the sub-rules
 // that succeed, so one signer serves at most one principal of a gate.
+//
+// To evaluate several policies with the same signatures, check them once
+// with Manager.CheckSignatures and evaluate each policy with
+// CheckedSignatures.Evaluate.
 func EvaluateSignaturePolicy(env *cb.SignaturePolicyEnvelope, signed []SignedData, mgr *Manager) error {
 	if err := checkEnvelope(env); err != nil {
 		return err
@@ -46,33 +50,94 @@ func EvaluateSignaturePolicy(env *cb.SignaturePolicyEnvelope, signed []SignedDat
 	if mgr == nil {
 		return fmt.Errorf("%w: nil Manager", ErrMalformed)
 	}
-	var (
-		signers  []signer
-		rejected []string
-		seen     = make(map[[sha256.Size]byte]bool)
-	)
-	for i, sd := range signed {
-		s, err := checkSigned(sd, mgr)
-		if err != nil {
-			rejected = append(rejected, fmt.Sprintf("signature %d: %v", i, err))
-			continue
-		}
-		key := sha256.Sum256(append([]byte(s.id.MSPID()+"\x00"), s.id.Certificate().Raw...))
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		signers = append(signers, s)
+	return mgr.CheckSignatures(signed).evaluate(env)
+}
+
+// CheckedSignatures is a list of SignedData whose identities have been
+// deserialized and validated and whose signatures have been verified, once,
+// by Manager.CheckSignatures. It is immutable and safe for concurrent use.
+// Evaluate checks it against any number of signature policies without
+// checking the signatures again. Validity is judged when CheckSignatures
+// runs, so a CheckedSignatures is meant to be evaluated right away, not
+// kept.
+type CheckedSignatures struct {
+	signers []signer
+	errs    []error // per SignedData: nil when accepted
+}
+
+// CheckSignatures checks each of signed as EvaluateSignaturePolicy does:
+// its identity must deserialize with m, be valid for its MSP and have
+// signed Data. Identities are deserialized and validated through the
+// caches of m and its MSPs.
+func (m *Manager) CheckSignatures(signed []SignedData) *CheckedSignatures {
+	cs := &CheckedSignatures{errs: make([]error, len(signed))}
+	var seen map[[sha256.Size]byte]bool
+	if len(signed) > 1 {
+		seen = make(map[[sha256.Size]byte]bool, len(signed))
 	}
-	e := &evaluation{env: env, signers: signers, cache: make(map[[2]int]bool)}
-	used := make([]bool, len(signers))
+	for i, sd := range signed {
+		s, err := checkSigned(sd, m)
+		if err != nil {
+			cs.errs[i] = err
+			continue
+		}
+		if seen != nil {
+			h := sha256.New()
+			h.Write([]byte(s.id.MSPID()))
+			h.Write([]byte{0})
+			h.Write(s.id.Certificate().Raw)
+			var key [sha256.Size]byte
+			h.Sum(key[:0])
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+		}
+		cs.signers = append(cs.signers, s)
+	}
+	return cs
+}
+
+// Len returns the number of SignedData checked.
+func (cs *CheckedSignatures) Len() int { return len(cs.errs) }
+
+// Err returns nil when the i-th SignedData was accepted, and why it was
+// rejected otherwise. An error wrapping ErrBadSignature means the identity
+// is valid but the signature does not verify; any other error concerns
+// the identity (ErrMalformed, ErrUnknownMSP, ErrExpired, ErrUntrusted,
+// ErrRevoked).
+func (cs *CheckedSignatures) Err(i int) error { return cs.errs[i] }
+
+// Evaluate returns nil when the accepted signatures satisfy env, with the
+// semantics and errors of EvaluateSignaturePolicy.
+func (cs *CheckedSignatures) Evaluate(env *cb.SignaturePolicyEnvelope) error {
+	if err := checkEnvelope(env); err != nil {
+		return err
+	}
+	return cs.evaluate(env)
+}
+
+// evaluate evaluates env, which checkEnvelope accepted.
+func (cs *CheckedSignatures) evaluate(env *cb.SignaturePolicyEnvelope) error {
+	n := len(cs.signers)
+	e := &evaluation{env: env, signers: cs.signers, nPrincipals: len(env.GetIdentities())}
+	if n > 0 {
+		e.cache = make([]int8, n*e.nPrincipals)
+	}
+	used := make([]bool, n)
 	if e.eval(env.GetRule(), used) {
 		return nil
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%s with %d valid signer(s)", Describe(env), len(signers))
+	fmt.Fprintf(&sb, "%s with %d valid signer(s)", Describe(env), n)
 	if len(e.missing) > 0 {
 		fmt.Fprintf(&sb, "; unsatisfied: %s", strings.Join(dedupStrings(e.missing), ", "))
+	}
+	var rejected []string
+	for i, err := range cs.errs {
+		if err != nil {
+			rejected = append(rejected, fmt.Sprintf("signature %d: %v", i, err))
+		}
 	}
 	if len(rejected) > 0 {
 		fmt.Fprintf(&sb, "; rejected: %s", strings.Join(rejected, "; "))
@@ -138,10 +203,11 @@ func checkEnvelope(env *cb.SignaturePolicyEnvelope) error {
 }
 
 type evaluation struct {
-	env     *cb.SignaturePolicyEnvelope
-	signers []signer
-	cache   map[[2]int]bool // (signer, principal) → satisfies
-	missing []string
+	env         *cb.SignaturePolicyEnvelope
+	signers     []signer
+	nPrincipals int
+	cache       []int8 // [signer*nPrincipals+principal]: 0 unknown, 1 satisfies, -1 does not
+	missing     []string
 }
 
 func (e *evaluation) eval(r *cb.SignaturePolicy, used []bool) bool {
@@ -172,13 +238,16 @@ func (e *evaluation) eval(r *cb.SignaturePolicy, used []bool) bool {
 }
 
 func (e *evaluation) satisfies(signerIdx, principalIdx int) bool {
-	k := [2]int{signerIdx, principalIdx}
-	if v, ok := e.cache[k]; ok {
-		return v
+	k := signerIdx*e.nPrincipals + principalIdx
+	if v := e.cache[k]; v != 0 {
+		return v > 0
 	}
 	s := e.signers[signerIdx]
 	v := s.msp.satisfies(s.id, s.chain, e.env.GetIdentities()[principalIdx]) == nil
-	e.cache[k] = v
+	e.cache[k] = -1
+	if v {
+		e.cache[k] = 1
+	}
 	return v
 }
 

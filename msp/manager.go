@@ -11,17 +11,20 @@ import (
 // identities to the MSP they name. It is immutable and safe for concurrent
 // use.
 type Manager struct {
-	msps map[string]*MSP
-	ids  []string
+	msps  map[string]*MSP
+	ids   []string
+	cache *boundedCache[*identity] // deserialized identities by serialized bytes
 }
 
 // NewManager returns a Manager of msps, which must have distinct IDs.
 func NewManager(msps ...*MSP) (*Manager, error) {
 	m := &Manager{msps: make(map[string]*MSP, len(msps))}
+	size := 0
 	for _, x := range msps {
 		if x == nil {
 			return nil, fmt.Errorf("%w: nil MSP", ErrMalformed)
 		}
+		size = max(size, x.cacheSize)
 		if _, dup := m.msps[x.id]; dup {
 			return nil, fmt.Errorf("%w: MSP ID %q given twice", ErrMalformed, x.id)
 		}
@@ -29,6 +32,9 @@ func NewManager(msps ...*MSP) (*Manager, error) {
 		m.ids = append(m.ids, x.id)
 	}
 	slices.Sort(m.ids)
+	// The Manager's cache holds identities of every MSP, bounded as the
+	// largest of the MSPs' caches.
+	m.cache = newBoundedCache[*identity](max(size, 1))
 	return m, nil
 }
 
@@ -44,16 +50,23 @@ func (m *Manager) MSPIDs() []string { return slices.Clone(m.ids) }
 // Deserialize decodes a marshalled msp.SerializedIdentity into an Identity
 // of the MSP it names. An MSP ID the Manager does not know returns an error
 // wrapping ErrUnknownMSP, undecodable bytes one wrapping ErrMalformed. The
-// identity is not validated: see Validate.
+// identity is not validated: see Validate. Identities that decode are
+// cached by their serialized bytes (see MSP.Deserialize).
 func (m *Manager) Deserialize(serialized []byte) (Identity, error) {
+	if id, ok := m.cache.get(serialized); ok {
+		return id, nil
+	}
 	sid, cert, err := decodeSerialized(serialized)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := m.msps[sid.GetMspid()]; !ok {
+	x, ok := m.msps[sid.GetMspid()]
+	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownMSP, sid.GetMspid())
 	}
-	return newIdentity(sid.GetMspid(), cert), nil
+	id := x.remember(serialized, cert)
+	m.cache.put(serialized, id)
+	return id, nil
 }
 
 // Validate validates id with the MSP it names (see MSP.Validate).

@@ -31,6 +31,12 @@ type MSP struct {
 	crls          []*x509.RevocationList
 	nodeOUs       *nodeOUs
 	now           func() time.Time
+
+	// ids caches deserialized identities by serialized bytes, valid caches
+	// successful validations by certificate DER. Both are bounded.
+	ids       *boundedCache[*identity]
+	valid     *boundedCache[*validation]
+	cacheSize int
 }
 
 type nodeOUs struct {
@@ -46,7 +52,8 @@ type ouIdentifier struct {
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now       func() time.Time
+	cacheSize int // entries per cache; tests lower it
 }
 
 // WithClock makes the MSP check certificate validity periods against now()
@@ -62,12 +69,15 @@ func WithClock(now func() time.Time) Option {
 // are not checked here but when identities are validated. Certificates and
 // CRLs are PEM encoded (CRLs may also be DER). The MSP keeps a copy of cfg.
 func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
-	o := options{now: time.Now}
+	o := options{now: time.Now, cacheSize: cacheSize}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.now == nil {
 		return nil, errors.New("msp: WithClock(nil)")
+	}
+	if o.cacheSize < 1 {
+		o.cacheSize = 1
 	}
 	if cfg == nil {
 		return nil, fmt.Errorf("%w: nil MSP configuration", ErrMalformed)
@@ -81,6 +91,9 @@ func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
 		rootPool:  x509.NewCertPool(),
 		interPool: x509.NewCertPool(),
 		now:       o.now,
+		ids:       newBoundedCache[*identity](o.cacheSize),
+		valid:     newBoundedCache[*validation](o.cacheSize),
+		cacheSize: o.cacheSize,
 	}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("msp %s: "+format, append([]any{m.id}, args...)...)
@@ -185,8 +198,13 @@ func (m *MSP) Config() *ccpb.MSPConfig { return proto.Clone(m.cfg).(*ccpb.MSPCon
 func (m *MSP) NodeOUsEnabled() bool { return m.nodeOUs != nil }
 
 // Deserialize decodes a marshalled msp.SerializedIdentity of this MSP. It
-// does not validate the identity.
+// does not validate the identity. Identities that decode are cached by
+// their serialized bytes, so deserializing the same bytes again neither
+// decodes nor parses the certificate.
 func (m *MSP) Deserialize(serialized []byte) (Identity, error) {
+	if id, ok := m.ids.get(serialized); ok {
+		return id, nil
+	}
 	sid, cert, err := decodeSerialized(serialized)
 	if err != nil {
 		return nil, err
@@ -194,7 +212,18 @@ func (m *MSP) Deserialize(serialized []byte) (Identity, error) {
 	if sid.GetMspid() != m.id {
 		return nil, fmt.Errorf("%w: identity of %q given to MSP %s", ErrUnknownMSP, sid.GetMspid(), m.id)
 	}
-	return newIdentity(m.id, cert), nil
+	return m.remember(serialized, cert), nil
+}
+
+// remember returns the cached identity of serialized, which decodes to
+// cert of this MSP, caching a new one if there is none.
+func (m *MSP) remember(serialized []byte, cert *x509.Certificate) *identity {
+	if id, ok := m.ids.get(serialized); ok {
+		return id
+	}
+	id := newIdentity(m.id, cert)
+	m.ids.put(serialized, id)
+	return id
 }
 
 func (m *MSP) isCA(c *x509.Certificate) bool {
@@ -247,6 +276,12 @@ func (m *MSP) chain(c *x509.Certificate, at time.Time) ([]*x509.Certificate, err
 // CA that issued it or one of its chain (else ErrRevoked) and, when NodeOUs
 // are enabled, carries exactly one of the configured role OUs (else
 // ErrUntrusted).
+//
+// Successful validations are cached by certificate: validating the same
+// certificate again only checks that every certificate of its chain is
+// still within its validity period at the MSP's current time. Everything
+// else a validation checks is fixed for the MSP's lifetime (a new
+// configuration builds new MSPs). Failures are not cached.
 func (m *MSP) Validate(id Identity) error {
 	_, err := m.validate(id)
 	return err
@@ -265,6 +300,11 @@ func (m *MSP) validate(id Identity) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("msp %s: identity %q: %w: a CA certificate cannot be an identity", m.id, name, ErrUntrusted)
 	}
 	now := m.now()
+	if v, ok := m.valid.get(c.Raw); ok && v.validAt(now) {
+		return v.chain, nil
+	}
+	// A miss, or a cached chain no longer valid now: validate in full,
+	// which also gives the precise error.
 	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 		return nil, fmt.Errorf("msp %s: identity %q valid from %s to %s: %w",
 			m.id, name, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339), ErrExpired)
@@ -290,6 +330,7 @@ func (m *MSP) validate(id Identity) ([]*x509.Certificate, error) {
 			return nil, fmt.Errorf("msp %s: identity %q has role OUs %q, want exactly one: %w", m.id, name, roles, ErrUntrusted)
 		}
 	}
+	m.valid.put(c.Raw, newValidation(chain))
 	return chain, nil
 }
 

@@ -19,7 +19,18 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
-func TestValidate(t *testing.T) {
+// validateCase is an identity, the options of the MSP of org1 that
+// validates it, and the error that validation must wrap (nil: valid).
+type validateCase struct {
+	name string
+	id   *testutil.Identity
+	opts []msp.Option
+	want error
+}
+
+// validateCases returns the validation table and org1, the CA whose MSP
+// validates its identities.
+func validateCases(t *testing.T) (*testutil.CA, []validateCase) {
 	org1 := testutil.NewCA(t, "Org1MSP")
 	ica := org1.NewIntermediate()
 	other := testutil.NewCA(t, "Org1MSP") // same MSP ID, different root
@@ -34,12 +45,7 @@ func TestValidate(t *testing.T) {
 	underRevokedICA := revokedICA.Issue("under-revoked-ica")
 	org1.Revoke(revokedICA.Cert)
 
-	tests := []struct {
-		name string
-		id   msp.Identity
-		opts []msp.Option
-		want error
-	}{
+	return org1, []validateCase{
 		{name: "valid", id: org1.Issue("alice")},
 		{name: "ed25519", id: org1.Issue("ed", testutil.Ed25519Key())},
 		{name: "p384 key", id: org1.Issue("p384", testutil.P384Key())},
@@ -56,15 +62,32 @@ func TestValidate(t *testing.T) {
 		{name: "wrong MSP ID", id: org2.Issue("carol"), want: msp.ErrUnknownMSP},
 		{name: "nil identity", id: nil, want: msp.ErrMalformed},
 	}
+}
+
+// checkVerdict requires err to be the verdict want.
+func checkVerdict(t *testing.T, want, err error) {
+	t.Helper()
+	if want == nil {
+		require.NoError(t, err)
+		return
+	}
+	require.ErrorIs(t, err, want)
+}
+
+// asIdentity avoids a non-nil msp.Identity holding a nil *testutil.Identity.
+func asIdentity(id *testutil.Identity) msp.Identity {
+	if id == nil {
+		return nil
+	}
+	return id
+}
+
+func TestValidate(t *testing.T) {
+	org1, tests := validateCases(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := org1.MSP(tt.opts...)
-			err := m.Validate(tt.id)
-			if tt.want == nil {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorIs(t, err, tt.want)
+			checkVerdict(t, tt.want, m.Validate(asIdentity(tt.id)))
 		})
 	}
 }

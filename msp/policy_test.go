@@ -149,14 +149,65 @@ func TestEvaluateSignaturePolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env, err := msp.FromString(tt.policy)
 			require.NoError(t, err)
-			err = msp.EvaluateSignaturePolicy(env, tt.signed, mgr)
-			if tt.ok {
-				require.NoError(t, err)
-			} else {
-				require.ErrorIs(t, err, msp.ErrPolicyNotSatisfied)
+			check := func(err error) {
+				t.Helper()
+				if tt.ok {
+					require.NoError(t, err)
+				} else {
+					require.ErrorIs(t, err, msp.ErrPolicyNotSatisfied)
+				}
 			}
+			check(msp.EvaluateSignaturePolicy(env, tt.signed, mgr))
+			// Checked once, evaluated several times: same verdict.
+			cs := mgr.CheckSignatures(tt.signed)
+			require.Equal(t, len(tt.signed), cs.Len())
+			check(cs.Evaluate(env))
+			check(cs.Evaluate(env))
 		})
 	}
+}
+
+func TestCheckSignatures(t *testing.T) {
+	ca := testutil.NewCA(t, "A")
+	a, admin := ca.Issue("a"), ca.Issue("admin", testutil.ListedAdmin())
+	expired := ca.Issue("old", testutil.Expired())
+	mgr := testutil.Manager(t, ca)
+	msg := []byte("m")
+	bad := a.SignedData([]byte("other"))
+	bad.Data = msg
+	cs := mgr.CheckSignatures([]msp.SignedData{
+		a.SignedData(msg),
+		bad,
+		expired.SignedData(msg),
+		{Data: msg, Identity: []byte("junk")},
+		testutil.NewCA(t, "Z").Issue("z").SignedData(msg),
+		admin.SignedData(msg),
+	})
+	require.Equal(t, 6, cs.Len())
+	require.NoError(t, cs.Err(0))
+	require.ErrorIs(t, cs.Err(1), msp.ErrBadSignature)
+	require.ErrorIs(t, cs.Err(2), msp.ErrExpired)
+	require.ErrorIs(t, cs.Err(3), msp.ErrMalformed)
+	require.ErrorIs(t, cs.Err(4), msp.ErrUnknownMSP)
+	for _, i := range []int{2, 3, 4} {
+		require.NotErrorIs(t, cs.Err(i), msp.ErrBadSignature, "identity errors are not signature errors")
+	}
+	require.NoError(t, cs.Err(5))
+
+	member := msp.SignedByMSPRole("A", mspb.MSPRole_MEMBER)
+	adm := msp.SignedByMSPRole("A", mspb.MSPRole_ADMIN)
+	both, err := msp.FromString("AND('A.member', 'A.admin')")
+	require.NoError(t, err)
+	require.NoError(t, cs.Evaluate(member))
+	require.NoError(t, cs.Evaluate(adm))
+	require.NoError(t, cs.Evaluate(both))
+	three, err := msp.FromString("OutOf(3, 'A.member', 'A.member', 'A.member')")
+	require.NoError(t, err)
+	err = cs.Evaluate(three)
+	require.ErrorIs(t, err, msp.ErrPolicyNotSatisfied)
+	require.Contains(t, err.Error(), "signature 1")
+	require.ErrorIs(t, cs.Evaluate(nil), msp.ErrMalformed)
+	require.ErrorIs(t, cs.Evaluate(&cb.SignaturePolicyEnvelope{Rule: msp.SignedBy(3)}), msp.ErrMalformed)
 }
 
 func TestEvaluateSignaturePolicyErrors(t *testing.T) {

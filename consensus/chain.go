@@ -78,6 +78,7 @@ type Chain struct {
 	nextConsume int64 // offset of the next record expected
 	health      health
 	batchStart  time.Time
+	tracing     blockTracing
 
 	st     atomic.Pointer[state]
 	config atomic.Pointer[configBox]
@@ -107,6 +108,7 @@ func newChain(channel string, cfg *settings, l Ledger, core *Core, m *metrics, c
 		core:    core,
 		done:    make(chan struct{}),
 	}
+	ch.tracing = blockTracing{tracer: ch.tracer, lastOff: core.LastOffsetPersisted()}
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
 	ch.st.Store(&state{status: statusNew, open: make(chan struct{}), errored: make(chan struct{})})
 	ch.config.Store(&configBox{core.Config()})
@@ -334,7 +336,7 @@ var recordKey = []byte("0")
 
 func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class, promise Promise) {
 	start := time.Now()
-	ctx, span := ch.tracer.Start(ctx, "kafkaconsensus.order", trace.WithAttributes(
+	ctx, span := ch.tracer.Start(ctx, spanOrder, trace.WithAttributes(
 		attribute.String("channel", ch.channel), attribute.String("class", class.String())))
 	cl, err := ch.admit(ctx, env, seq)
 	if err != nil {
@@ -345,6 +347,7 @@ func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, clas
 		return
 	}
 	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeRegular(env, seq, class)}
+	injectTrace(ctx, rec)
 	cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
 		if err != nil {
 			err = fmt.Errorf("%w: channel %s: %w", ErrNotAcknowledged, ch.channel, err)
@@ -378,7 +381,7 @@ func rejectReason(err error) string {
 func (ch *Chain) ProcessNormal(env *cb.Envelope) (uint64, error) {
 	cfg := ch.Config()
 	if err := cfg.ValidateNormal(env); err != nil {
-		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason("invalid"))
+		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason(validationReason(err)))
 		return 0, err
 	}
 	return cfg.Sequence(), nil
@@ -389,7 +392,7 @@ func (ch *Chain) ProcessNormal(env *cb.Envelope) (uint64, error) {
 func (ch *Chain) ProcessConfig(env *cb.Envelope) (uint64, error) {
 	cfg := ch.Config()
 	if _, err := cfg.ValidateConfig(env); err != nil {
-		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason("invalid"))
+		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason(validationReason(err)))
 		return 0, err
 	}
 	return cfg.Sequence(), nil
@@ -513,6 +516,9 @@ func (ch *Chain) consume(r *kgo.Record, batch *time.Timer) {
 	}
 	ch.nextConsume = r.Offset + 1
 	ready, err := ch.core.Step(Record{Offset: r.Offset, Value: r.Value})
+	if len(r.Headers) > 0 {
+		ch.tracing.consumed(r, ready.Notes)
+	}
 	ch.apply(ready, batch)
 	if err != nil {
 		ch.log.Error("halting", "err", err)
@@ -526,14 +532,20 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 	ctx := ch.ctx
 	now := time.Now()
 	for _, b := range r.Blocks {
+		span := ch.tracing.start(ctx, ch.channel, b)
 		if err := ch.sign(b.Block); err != nil {
-			ch.halt(fmt.Errorf("%w: channel %s: signing block %d: %w", ErrHalted, ch.channel, b.Block.Header.Number, err))
+			err = fmt.Errorf("%w: channel %s: signing block %d: %w", ErrHalted, ch.channel, b.Block.Header.Number, err)
+			endSpan(span, err)
+			ch.halt(err)
 			return
 		}
 		if err := ch.ledger.Append(b.Block); err != nil {
-			ch.halt(fmt.Errorf("%w: channel %s: appending block %d: %w", ErrHalted, ch.channel, b.Block.Header.Number, err))
+			err = fmt.Errorf("%w: channel %s: appending block %d: %w", ErrHalted, ch.channel, b.Block.Header.Number, err)
+			endSpan(span, err)
+			ch.halt(err)
 			return
 		}
+		span.End()
 		fill := time.Duration(0)
 		if !ch.batchStart.IsZero() {
 			fill = now.Sub(ch.batchStart)

@@ -1,0 +1,155 @@
+package consensus_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kafkaconsensus/kafkaconsensus/consensus"
+	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
+	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
+	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+)
+
+// ExampleConsenter orders a few envelopes on one node: an embedded Kafka, a
+// consenter, and the chain of one channel on an in-memory ledger.
+func ExampleConsenter() {
+	k, err := consensustest.StartKafka()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer k.Close()
+
+	// A channel of one organisation whose blocks hold three envelopes.
+	ca := testutil.NewCA(nil, "Org1")
+	client := ca.Issue("client")
+	genesis := testutil.GenesisBlock(nil, testutil.ChannelConfig("example", []*testutil.CA{ca},
+		testutil.WithBatchSize(3, 1<<20, 512<<10), testutil.WithBatchTimeout(10*time.Second)))
+
+	cons, err := consensus.NewConsenter(
+		consensus.WithSeedBrokers(k.Addrs()...),
+		consensus.WithRetry(consensustest.FastRetryPolicy()),
+		consensus.WithLogger(slog.New(slog.DiscardHandler)),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cons.Close()
+
+	l := ledger.NewMemory()
+	ch, err := cons.NewChain("example", l, genesis) // appends the genesis block
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ch.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ch.WaitReady(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	for i := range 3 {
+		env := testutil.Envelope(client, "example", cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "tx %d", i))
+		seq, err := ch.ProcessNormal(env) // validate against the channel's config
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := ch.Order(ctx, env, seq); err != nil { // returns once Kafka has it
+			fmt.Println(err)
+			return
+		}
+	}
+
+	// Wait for block 1, cut when the third envelope arrived.
+	it := l.Iterator(1)
+	defer it.Close()
+	b, err := it.Next(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("block", b.Header.Number, "holds", len(b.Data.Data), "envelopes")
+	fmt.Println("height", ch.Height())
+	// Output:
+	// block 1 holds 3 envelopes
+	// height 2
+}
+
+// ExampleChain_OrderAsync keeps many envelopes in flight: each promise is
+// called once Kafka acknowledged its envelope.
+func ExampleChain_OrderAsync() {
+	k, err := consensustest.StartKafka()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer k.Close()
+	ca := testutil.NewCA(nil, "Org1")
+	client := ca.Issue("client")
+	genesis := testutil.GenesisBlock(nil, testutil.ChannelConfig("async", []*testutil.CA{ca},
+		testutil.WithBatchSize(50, 1<<20, 512<<10), testutil.WithBatchTimeout(10*time.Second)))
+	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...),
+		consensus.WithRetry(consensustest.FastRetryPolicy()), consensus.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cons.Close()
+	l := ledger.NewMemory()
+	ch, err := cons.NewChain("async", l, genesis)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ch.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ch.WaitReady(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	const n = 100
+	results := make(chan error, n)
+	for i := range n {
+		env := testutil.Envelope(client, "async", cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "tx %d", i))
+		seq, err := ch.ProcessNormal(env)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		ch.OrderAsync(ctx, env, seq, func(err error) { results <- err })
+	}
+	acked := 0
+	for range n {
+		if err := <-results; err != nil {
+			fmt.Println(err)
+			continue
+		}
+		acked++
+	}
+	fmt.Println("acknowledged", acked)
+
+	// The hundred envelopes make two blocks of fifty.
+	it := l.Iterator(1)
+	defer it.Close()
+	for range 2 {
+		b, err := it.Next(ctx)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("block", b.Header.Number, "holds", len(b.Data.Data), "envelopes")
+	}
+	// Output:
+	// acknowledged 100
+	// block 1 holds 50 envelopes
+	// block 2 holds 50 envelopes
+}

@@ -26,11 +26,7 @@ func runBroadcast(ctx context.Context, args []string, out io.Writer) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	signer, err := c.signer()
-	if err != nil {
-		return err
-	}
-	conn, err := c.dial()
+	signer, conn, err := c.connect()
 	if err != nil {
 		return err
 	}

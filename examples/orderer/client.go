@@ -44,6 +44,20 @@ func (c *clientFlags) signer() (msp.SigningIdentity, error) {
 	return msp.LoadSigningIdentity(c.signerDir, c.signerMSPID)
 }
 
+// connect loads the signing identity and connects to the orderer. The
+// caller closes the connection.
+func (c *clientFlags) connect() (msp.SigningIdentity, *grpc.ClientConn, error) {
+	signer, err := c.signer()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := c.dial()
+	if err != nil {
+		return nil, nil, err
+	}
+	return signer, conn, nil
+}
+
 // dial connects to the orderer, over TLS when --tls-ca is set.
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()

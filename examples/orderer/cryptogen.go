@@ -186,31 +186,18 @@ type issued struct {
 }
 
 func newCertAuthority(cn, org string) (*certAuthority, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          serialNumber(),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{org}},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		SubjectKeyId:          keyID(&key.PublicKey),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, key, keyPEM, err := newCert(tmpl, 10*365*24*time.Hour, nil)
 	if err != nil {
 		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pkcs8PEM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -220,16 +207,8 @@ func newCertAuthority(cn, org string) (*certAuthority, error) {
 // issue returns a certificate for cn with the given OUs; with hosts it is a
 // TLS server and client certificate for them.
 func (ca *certAuthority) issue(cn string, ous []string, validity time.Duration, hosts []string) (*issued, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          serialNumber(),
 		Subject:               pkix.Name{CommonName: cn, Organization: ca.cert.Subject.Organization, OrganizationalUnit: ous},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		AuthorityKeyId:        ca.cert.SubjectKeyId,
@@ -245,15 +224,42 @@ func (ca *certAuthority) issue(cn string, ous []string, validity time.Duration, 
 			}
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pkcs8PEM(key)
+	der, _, keyPEM, err := newCert(tmpl, validity, ca)
 	if err != nil {
 		return nil, err
 	}
 	return &issued{name: cn, certPEM: pemBlock("CERTIFICATE", der), keyPEM: keyPEM}, nil
+}
+
+// newCert generates an ECDSA P-256 key and a certificate of it from tmpl,
+// given a serial number and a validity from 5 minutes ago for validity (and,
+// for a CA, a subject key ID), signed by parent or, when parent is nil,
+// self-signed. It returns the certificate's DER, the key and its PKCS #8 PEM.
+func newCert(tmpl *x509.Certificate, validity time.Duration, parent *certAuthority) (der []byte, key *ecdsa.PrivateKey, keyPEM []byte, err error) {
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	now := time.Now()
+	tmpl.SerialNumber = serialNumber()
+	tmpl.NotBefore = now.Add(-5 * time.Minute)
+	tmpl.NotAfter = now.Add(validity)
+	if tmpl.IsCA {
+		tmpl.SubjectKeyId = keyID(&key.PublicKey)
+	}
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.cert, parent.key
+	}
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, issuer, &key.PublicKey, signer)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keyPEM, err = pkcs8PEM(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return der, key, keyPEM, nil
 }
 
 func serialNumber() *big.Int {

@@ -39,19 +39,15 @@ func runDeliver(ctx context.Context, args []string, out io.Writer) error {
 	if failIfNotReady {
 		info.Behavior = ab.SeekInfo_FAIL_IF_NOT_READY
 	}
-	signer, err := c.signer()
-	if err != nil {
-		return err
-	}
-	env, err := seekEnvelope(signer, c.channel, info)
-	if err != nil {
-		return err
-	}
-	conn, err := c.dial()
+	signer, conn, err := c.connect()
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	env, err := seekEnvelope(signer, c.channel, info)
+	if err != nil {
+		return err
+	}
 	st, err := deliver(ctx, ab.NewAtomicBroadcastClient(conn), env, func(b *cb.Block) error {
 		fmt.Fprintf(out, "block %d: %d transactions, header hash %x\n",
 			b.GetHeader().GetNumber(), len(b.GetData().GetData()), protoutil.HeaderHash(b.GetHeader()))

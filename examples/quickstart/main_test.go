@@ -158,7 +158,7 @@ func TestVerify(t *testing.T) {
 		a := chainOf(t, genesis, e[:2], e[2:])
 		b := chainOf(t, genesis, []*cb.Envelope{e[1], e[0]}, e[2:])
 		_, err := verify([]ledger.Reader{a, b}, names, sent)
-		if err == nil || !strings.Contains(err.Error(), "ledgers differ at block 1 between a and b") {
+		if err == nil || !strings.Contains(err.Error(), "ledgers of a and b: block 1 differs") {
 			t.Fatalf("got %v, want the ledgers to differ at block 1", err)
 		}
 	})

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sort"
 
+	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
@@ -72,9 +72,11 @@ func verify(ledgers []ledger.Reader, names []string, sent sentEnvelopes) (*repor
 	return rep, errors.Join(errs...)
 }
 
-// compareLedgers checks that the ledgers have the same height and the same
-// blocks: the same header (number, previous hash, data hash) and the same
-// envelopes. Metadata differ by design: every node signs its own blocks.
+// compareLedgers checks that the ledgers have the same height and, with
+// consensustest.CompareLedgers, the same blocks: the same header (number,
+// previous hash, data hash), the same envelopes and the same LAST_CONFIG and
+// ORDERER metadata. Signatures differ by design: every node signs its own
+// blocks.
 func compareLedgers(ledgers []ledger.Reader, names []string) error {
 	ref, refName := ledgers[0], names[0]
 	for i, r := range ledgers[1:] {
@@ -82,40 +84,8 @@ func compareLedgers(ledgers []ledger.Reader, names []string) error {
 		if r.Height() != ref.Height() {
 			return fmt.Errorf("ledgers differ: %s has %d blocks, %s has %d", refName, ref.Height(), name, r.Height())
 		}
-		for n := range ref.Height() {
-			a, err := ref.Block(n)
-			if err != nil {
-				return fmt.Errorf("%s: %w", refName, err)
-			}
-			b, err := r.Block(n)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if err := sameBlock(a, b); err != nil {
-				return fmt.Errorf("ledgers differ at block %d between %s and %s: %w", n, refName, name, err)
-			}
-		}
-	}
-	return nil
-}
-
-func sameBlock(a, b *cb.Block) error {
-	ha, hb := a.GetHeader(), b.GetHeader()
-	switch {
-	case ha.GetNumber() != hb.GetNumber():
-		return fmt.Errorf("block numbers %d and %d", ha.GetNumber(), hb.GetNumber())
-	case !bytes.Equal(ha.GetPreviousHash(), hb.GetPreviousHash()):
-		return fmt.Errorf("previous hashes %x and %x", ha.GetPreviousHash(), hb.GetPreviousHash())
-	case !bytes.Equal(ha.GetDataHash(), hb.GetDataHash()):
-		return fmt.Errorf("data hashes %x and %x", ha.GetDataHash(), hb.GetDataHash())
-	}
-	da, db := a.GetData().GetData(), b.GetData().GetData()
-	if len(da) != len(db) {
-		return fmt.Errorf("%d and %d envelopes", len(da), len(db))
-	}
-	for i := range da {
-		if !bytes.Equal(da[i], db[i]) {
-			return fmt.Errorf("envelope %d differs", i)
+		if err := consensustest.CompareLedgers(ref, r); err != nil {
+			return fmt.Errorf("ledgers of %s and %s: %w", refName, name, err)
 		}
 	}
 	return nil

@@ -539,7 +539,7 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 			ch.halt(err)
 			return
 		}
-		if err := ch.ledger.Append(b.Block); err != nil {
+		if err := ledger.AppendBuilt(ch.ledger, b.Block); err != nil {
 			err = fmt.Errorf("%w: channel %s: appending block %d: %w", ErrHalted, ch.channel, b.Block.Header.Number, err)
 			endSpan(span, err)
 			ch.halt(err)

@@ -309,3 +309,37 @@ func testConcurrentReadersAndIterators(t *testing.T, l Ledger) {
 	readers.Wait()
 	requireChain(t, want, l)
 }
+
+// TestAppendBuilt checks that AppendBuilt makes every check of Append but
+// the data hash on Memory and File, and is a plain Append on any other
+// Writer, a wrapper of Memory included.
+func TestAppendBuilt(t *testing.T) {
+	type wrapper struct{ *Memory }
+	for name, open := range map[string]func(t *testing.T) (Ledger, bool){
+		"Memory": func(t *testing.T) (Ledger, bool) { return NewMemory(), false },
+		"File": func(t *testing.T) (Ledger, bool) {
+			l, err := OpenFile(t.TempDir(), WithLogger(quietLogger()))
+			require.NoError(t, err)
+			return l, false
+		},
+		"wrapped Memory": func(t *testing.T) (Ledger, bool) { return wrapper{NewMemory()}, true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, verifies := open(t)
+			defer l.Close()
+			g := protoutil.NewBlock(0, nil, [][]byte{[]byte("g")})
+			require.NoError(t, AppendBuilt(l, g))
+			require.ErrorIs(t, AppendBuilt(l, protoutil.NewBlock(5, protoutil.HeaderHash(g.Header), nil)), ErrOutOfOrder)
+			require.ErrorIs(t, AppendBuilt(l, protoutil.NewBlock(1, []byte("x"), nil)), ErrHashMismatch)
+			bad := protoutil.NewBlock(1, protoutil.HeaderHash(g.Header), [][]byte{[]byte("a")})
+			bad.Data.Data[0] = []byte("b")
+			require.ErrorIs(t, l.Append(bad), ErrHashMismatch, "Append checks the data hash")
+			if verifies {
+				require.ErrorIs(t, AppendBuilt(l, bad), ErrHashMismatch)
+				return
+			}
+			require.NoError(t, AppendBuilt(l, protoutil.NewBlock(1, protoutil.HeaderHash(g.Header), [][]byte{[]byte("a")})))
+			require.EqualValues(t, 2, l.Height())
+		})
+	}
+}

@@ -32,6 +32,9 @@
 //     (protoutil.HeaderHash) of block n-1 (block 0 may carry any previous
 //     hash), and its data hash matches its data (protoutil.CheckDataHash).
 //
+// AppendBuilt is Append for a writer that built the block itself (a
+// chain): on Memory and File it skips hashing the block's data again.
+//
 // A rejected Append changes nothing. Blocks are never removed or replaced:
 // readers may cache what they read. Iterators return blocks in order without
 // gaps, wait at the tip without a goroutine of their own, and return

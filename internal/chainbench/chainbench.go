@@ -88,7 +88,8 @@ type Harness struct {
 	k       *consensustest.Kafka
 	cons    []*consensus.Consenter
 	chains  []*consensus.Chain
-	ledgers []*countingLedger
+	ledgers []*ledger.Memory
+	seen    []*counter // envelopes in each node's ledger, counted by a reader
 	envs    []*cb.Envelope
 	seq     uint64
 
@@ -96,21 +97,8 @@ type Harness struct {
 	rawSeen  []*counter
 	rawValue [][]byte
 	rawStop  context.CancelFunc
+	stopSeen context.CancelFunc
 	rawWG    sync.WaitGroup
-}
-
-// countingLedger is a memory ledger that counts the envelopes appended.
-type countingLedger struct {
-	*ledger.Memory
-	counter
-}
-
-func (l *countingLedger) Append(b *cb.Block) error {
-	if err := l.Memory.Append(b); err != nil {
-		return err
-	}
-	l.add(int64(len(b.GetData().GetData())))
-	return nil
 }
 
 // counter counts items and wakes one waiter on each addition.
@@ -180,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			return h, err
 		}
 		h.cons = append(h.cons, c)
-		l := &countingLedger{Memory: ledger.NewMemory(), counter: newCounter()}
+		l := ledger.NewMemory()
 		ch, err := c.NewChain(channelID, l, genesis)
 		if err != nil {
 			return h, err
@@ -193,6 +181,27 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 		if err := ch.WaitReady(ctx); err != nil {
 			return h, err
 		}
+	}
+	// Each node's envelopes are counted as a reader of its ledger sees
+	// them, as the raw side counts what each consumer fetched.
+	sctx, stopSeen := context.WithCancel(context.Background())
+	h.stopSeen = stopSeen
+	for _, l := range h.ledgers {
+		c := newCounter()
+		h.seen = append(h.seen, &c)
+		h.rawWG.Add(1)
+		go func() {
+			defer h.rawWG.Done()
+			it := l.Iterator(1)
+			defer it.Close()
+			for {
+				b, err := it.Next(sctx)
+				if err != nil {
+					return
+				}
+				c.add(int64(len(b.GetData().GetData())))
+			}
+		}()
 	}
 
 	// Envelopes of cfg.EnvSize bytes, signed, validated once.
@@ -275,6 +284,9 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 func (h *Harness) Close() {
 	if h.rawStop != nil {
 		h.rawStop()
+	}
+	if h.stopSeen != nil {
+		h.stopSeen()
 	}
 	for _, cl := range h.raw {
 		cl.Close()
@@ -445,9 +457,9 @@ func drive(n, callers, inFlight int, send func(node, i int, done func(error))) (
 
 // chainRound orders n envelopes and returns once every node appended them.
 func (h *Harness) chainRound(ctx context.Context, n, callers, inFlight int) ([]time.Duration, error) {
-	base := make([]int64, len(h.ledgers))
-	for i, l := range h.ledgers {
-		base[i] = l.n.Load()
+	base := make([]int64, len(h.seen))
+	for i, c := range h.seen {
+		base[i] = c.n.Load()
 	}
 	lat, err := drive(n, callers, inFlight, func(node, i int, done func(error)) {
 		h.chains[node].OrderAsync(ctx, h.envs[i%len(h.envs)], h.seq, consensus.Promise(done))
@@ -455,8 +467,8 @@ func (h *Harness) chainRound(ctx context.Context, n, callers, inFlight int) ([]t
 	if err != nil {
 		return nil, err
 	}
-	for i, l := range h.ledgers {
-		if err := l.wait(ctx, base[i]+int64(n)); err != nil {
+	for i, c := range h.seen {
+		if err := c.wait(ctx, base[i]+int64(n)); err != nil {
 			return nil, fmt.Errorf("chain node %d: %w", i, err)
 		}
 	}

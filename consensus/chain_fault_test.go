@@ -256,3 +256,67 @@ func TestChainUnsafeTopic(t *testing.T) {
 	orderSome(t, ctx, c, topic, "ok", 5, acks)
 	waitOrdered(t, ctx, c, topic, acks.of(topic), 0)
 }
+
+// TestChainDropConnectionsWhileOrdering closes every client connection to
+// the brokers, repeatedly, while clients order: the nodes reconnect, every
+// acknowledged envelope is in exactly one block, the idempotent producer
+// writes no duplicates, and the ledgers stay identical.
+func TestChainDropConnectionsWhileOrdering(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k)
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+
+	stop := make(chan struct{})
+	dropped := make(chan int)
+	go func() {
+		n := 0
+		defer func() { dropped <- n }()
+		tick := time.NewTicker(15 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				k.DropConnections()
+				n++
+			}
+		}
+	}()
+
+	const clients, perClient = 6, 60
+	errs := make(chan error, clients)
+	for g := range clients {
+		go func() {
+			var failed error
+			for i := range perClient {
+				octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				// "maybe:": if Order fails, the envelope may still be in the log.
+				p := fmt.Sprintf("maybe:%s/drop/%d/%d", ch, g, i)
+				err := c.Node(g%c.Len()).Order(octx, ch, c.Envelope(ch, []byte(p)))
+				cancel()
+				if err == nil {
+					acks.add(ch, p)
+				} else if !errors.Is(err, consensus.ErrNotAcknowledged) && !errors.Is(err, consensus.ErrNotReady) {
+					failed = fmt.Errorf("%s: %w", p, err)
+				}
+			}
+			errs <- failed
+		}()
+	}
+	for range clients {
+		require.NoError(t, <-errs)
+	}
+	close(stop)
+	drops := <-dropped
+	require.Greater(t, drops, 0)
+	t.Logf("%d of %d envelopes acknowledged across %d connection drops", len(acks.of(ch)), clients*perClient, drops)
+	// Envelopes whose Order failed may or may not be in the log; every
+	// acknowledged one must be ordered once, and nothing else.
+	require.Greater(t, len(acks.of(ch)), clients*perClient/2, "most envelopes get through despite %d drops", drops)
+	require.NoError(t, c.WaitReady(ctx))
+	orderSome(t, ctx, c, ch, "after", 5, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+}

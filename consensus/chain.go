@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -680,6 +681,7 @@ func (ch *Chain) newClient() error {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.WithHooks(&ch.health),
+		kgo.WithLogger(kslog.New(ch.log.With("component", "kgo"))),
 	}
 	if ch.cfg.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(ch.cfg.tls))

@@ -155,7 +155,8 @@ func WithErrorTimeout(d time.Duration) Opt { return func(c *settings) { c.errorT
 // (default 2ms).
 func WithProduceLinger(d time.Duration) Opt { return func(c *settings) { c.linger = d } }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default slog.Default()). The Kafka client
+// logs through it too (franz-go's kslog), at the levels it enables.
 func WithLogger(l *slog.Logger) Opt { return func(c *settings) { c.logger = l } }
 
 // WithMeterProvider sets the OpenTelemetry meter provider (default the

@@ -17,28 +17,36 @@ import (
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
 
+// startOneNode starts an embedded Kafka and one consenter with a ready
+// chain of channel on a memory ledger, configured by cfg and opts, for an
+// organisation whose client it returns. Everything stops when t ends.
+func startOneNode(t *testing.T, ctx context.Context, channel string, cfg []testutil.ConfigOption, opts ...consensus.Opt) (*consensus.Chain, *ledger.Memory, *testutil.Identity) {
+	t.Helper()
+	k, err := consensustest.StartKafka()
+	require.NoError(t, err)
+	t.Cleanup(k.Close)
+	ca := testutil.NewCA(t, "Org1")
+	genesis := testutil.GenesisBlock(t, testutil.ChannelConfig(channel, []*testutil.CA{ca}, cfg...))
+	opts = append([]consensus.Opt{consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy())}, opts...)
+	cons, err := consensus.NewConsenter(opts...)
+	require.NoError(t, err)
+	t.Cleanup(cons.Close)
+	l := ledger.NewMemory()
+	ch, err := cons.NewChain(channel, l, genesis)
+	require.NoError(t, err)
+	ch.Start()
+	require.NoError(t, ch.WaitReady(ctx))
+	return ch, l, ca.Issue("client")
+}
+
 // TestSmokeOneNode uses the consensus API directly, without the
 // consensustest cluster: one consenter, one chain on a memory ledger.
 func TestSmokeOneNode(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
-	k, err := consensustest.StartKafka()
-	require.NoError(t, err)
-	defer k.Close()
-	ca := testutil.NewCA(t, "Org1")
-	client := ca.Issue("client")
-	cfg := testutil.ChannelConfig("ch1", []*testutil.CA{ca}, testutil.WithBatchSize(10, 1<<20, 1<<19), testutil.WithBatchTimeout(50*time.Millisecond))
-	genesis := testutil.GenesisBlock(t, cfg)
-
-	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()))
-	require.NoError(t, err)
-	defer cons.Close()
-	l := ledger.NewMemory()
-	ch, err := cons.NewChain("ch1", l, genesis)
-	require.NoError(t, err)
-	ch.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	require.NoError(t, ch.WaitReady(ctx))
+	ch, l, client := startOneNode(t, ctx, "ch1",
+		[]testutil.ConfigOption{testutil.WithBatchSize(10, 1<<20, 1<<19), testutil.WithBatchTimeout(50 * time.Millisecond)})
 	for i := 0; i < 25; i++ {
 		env := testutil.Envelope(client, "ch1", cb.HeaderType_ENDORSER_TRANSACTION, []byte(fmt.Sprint("tx", i)))
 		seq, err := ch.ProcessNormal(env)
@@ -55,23 +63,11 @@ func TestSmokeOneNode(t *testing.T) {
 // TopicSettings.MaxMessageBytes and the producer keeps its batches within it.
 func TestOrderLargeEnvelopes(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
-	k, err := consensustest.StartKafka()
-	require.NoError(t, err)
-	defer k.Close()
-	ca := testutil.NewCA(t, "Org1")
-	client := ca.Issue("client")
-	cfg := testutil.ChannelConfig("big", []*testutil.CA{ca}, testutil.WithBatchSize(10, 4<<20, 4<<20), testutil.WithBatchTimeout(50*time.Millisecond))
-	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
-		consensus.WithTopicSettings(consensus.TopicSettings{MaxMessageBytes: 8 << 20}))
-	require.NoError(t, err)
-	defer cons.Close()
-	l := ledger.NewMemory()
-	ch, err := cons.NewChain("big", l, testutil.GenesisBlock(t, cfg))
-	require.NoError(t, err)
-	ch.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(t, ch.WaitReady(ctx))
+	ch, l, client := startOneNode(t, ctx, "big",
+		[]testutil.ConfigOption{testutil.WithBatchSize(10, 4<<20, 4<<20), testutil.WithBatchTimeout(50 * time.Millisecond)},
+		consensus.WithTopicSettings(consensus.TopicSettings{MaxMessageBytes: 8 << 20}))
 
 	const n = 6
 	errs := make(chan error, n)

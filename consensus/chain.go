@@ -81,6 +81,11 @@ type Chain struct {
 	batchStart  time.Time
 	tracing     blockTracing
 
+	// inflight bounds the envelopes handed to Kafka and not yet answered,
+	// so that Order waits for room on its caller's context rather than
+	// inside the Kafka client.
+	inflight chan struct{}
+
 	st     atomic.Pointer[state]
 	config atomic.Pointer[configBox]
 	client atomic.Pointer[kgo.Client]
@@ -98,16 +103,17 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 
 func newChain(channel string, cfg *settings, l Ledger, core *Core, m *metrics, creator []byte) *Chain {
 	ch := &Chain{
-		channel: channel,
-		topic:   channel,
-		cfg:     cfg,
-		ledger:  l,
-		log:     cfg.logger.With("channel", channel),
-		metrics: m,
-		tracer:  cfg.tracers.Tracer(meterName),
-		creator: creator,
-		core:    core,
-		done:    make(chan struct{}),
+		channel:  channel,
+		topic:    channel,
+		cfg:      cfg,
+		ledger:   l,
+		log:      cfg.logger.With("channel", channel),
+		metrics:  m,
+		tracer:   cfg.tracers.Tracer(meterName),
+		creator:  creator,
+		core:     core,
+		done:     make(chan struct{}),
+		inflight: make(chan struct{}, cfg.maxInFlight),
 	}
 	ch.tracing = blockTracing{tracer: ch.tracer, lastOff: core.LastOffsetPersisted()}
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
@@ -322,8 +328,11 @@ func (ch *Chain) wait(ctx context.Context, submit func(Promise)) error {
 
 // OrderAsync is Order without waiting: promise is called once, from
 // another goroutine, when the outcome is known. Many envelopes may be in
-// flight at once; they are batched into few produce requests, and those of
-// one caller keep their order.
+// flight at once (see WithMaxInFlight); they are batched into few produce
+// requests, and those of one caller keep their order. ctx bounds only the
+// wait before the envelope is handed to Kafka (for a re-submitted config,
+// or for room in flight): from then on it is not withdrawn, and promise
+// reports Kafka's answer, or the halt of the chain.
 func (ch *Chain) OrderAsync(ctx context.Context, env *cb.Envelope, seq uint64, promise Promise) {
 	ch.produce(ctx, env, seq, ab.KafkaMessageRegular_NORMAL, promise)
 }
@@ -341,15 +350,27 @@ func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, clas
 		attribute.String("channel", ch.channel), attribute.String("class", class.String())))
 	cl, err := ch.admit(ctx, env, seq)
 	if err != nil {
-		ch.metrics.rejected.Add(ctx, 1, ch.metrics.reason(rejectReason(err)))
-		span.SetStatus(codes.Error, err.Error())
-		span.End()
-		promise(err)
+		ch.fail(ctx, span, promise, err)
+		return
+	}
+	select {
+	case ch.inflight <- struct{}{}:
+	case <-ctx.Done():
+		ch.fail(ctx, span, promise, ctx.Err())
+		return
+	case <-ch.ctx.Done():
+		ch.fail(ctx, span, promise, ch.Err())
 		return
 	}
 	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeRegular(env, seq, class)}
 	injectTrace(ctx, rec)
-	cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
+	// The record gets the chain's context, not the caller's: franz-go fails
+	// every record buffered behind one whose context ends, so a caller
+	// giving up would fail other callers' envelopes (and the chain's own
+	// messages). Once handed to Kafka, an envelope is not withdrawn; Order
+	// stops waiting for it when its caller's context ends.
+	cl.Produce(ch.ctx, rec, func(r *kgo.Record, err error) {
+		<-ch.inflight
 		if err != nil {
 			err = fmt.Errorf("%w: channel %s: %w", ErrNotAcknowledged, ch.channel, err)
 			span.SetStatus(codes.Error, err.Error())
@@ -360,6 +381,14 @@ func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, clas
 		span.End()
 		promise(err)
 	})
+}
+
+// fail ends an envelope refused before it reached Kafka.
+func (ch *Chain) fail(ctx context.Context, span trace.Span, promise Promise, err error) {
+	ch.metrics.rejected.Add(ctx, 1, ch.metrics.reason(rejectReason(err)))
+	span.SetStatus(codes.Error, err.Error())
+	span.End()
+	promise(err)
 }
 
 func rejectReason(err error) string {
@@ -681,6 +710,9 @@ func (ch *Chain) newClient() error {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.WithHooks(&ch.health),
+		// Room for every admitted envelope plus the chain's own messages,
+		// so that Produce never blocks (see inflight).
+		kgo.MaxBufferedRecords(ch.cfg.maxInFlight + 1024),
 		kgo.WithLogger(kslog.New(ch.log.With("component", "kgo"))),
 	}
 	if ch.cfg.tls != nil {

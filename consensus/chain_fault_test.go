@@ -320,3 +320,44 @@ func TestChainDropConnectionsWhileOrdering(t *testing.T) {
 	orderSome(t, ctx, c, ch, "after", 5, acks)
 	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
 }
+
+// TestChainCallerContextDoesNotFailOthers makes the brokers refuse writes
+// with a retriable error so that envelopes queue in the Kafka client, lets
+// the context of the first one expire, then lets writes through: the other
+// callers' envelopes, queued behind it, are all acknowledged and ordered.
+// (franz-go fails every record buffered behind one whose context ends, so a
+// caller's context must not reach the client.)
+func TestChainCallerContextDoesNotFailOthers(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k, consensustest.WithNodes(1), consensustest.WithConsenterOpts(consensus.WithErrorTimeout(time.Minute)))
+	ch := consensustest.DefaultChannel
+	chain := c.Node(0).Chain(ch)
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 3, acks)
+
+	fault := k.FailProduce(-1, nil) // NOT_ENOUGH_REPLICAS: retried
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	chain.OrderAsync(short, c.Envelope(ch, []byte("maybe:impatient")), 0, func(err error) { first <- err })
+	const others = 5
+	results := make(chan error, others)
+	for i := range others {
+		p := fmt.Sprintf("%s/patient/%d", ch, i)
+		chain.OrderAsync(ctx, c.Envelope(ch, []byte(p)), 0, func(err error) {
+			if err == nil {
+				acks.add(ch, p)
+			}
+			results <- err
+		})
+	}
+	<-short.Done()
+	time.Sleep(200 * time.Millisecond) // the client notices the expired context
+	fault.Remove()
+	for range others {
+		require.NoError(t, <-results)
+	}
+	<-first // its outcome does not matter; it must not have failed the others
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+}

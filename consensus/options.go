@@ -69,6 +69,7 @@ type settings struct {
 	topic        TopicSettings
 	strictTopic  bool
 	errorTimeout time.Duration
+	maxInFlight  int
 	linger       time.Duration
 	logger       *slog.Logger
 	meters       metric.MeterProvider
@@ -84,6 +85,7 @@ func defaultSettings() settings {
 		retry:        DefaultRetryPolicy(),
 		topic:        DefaultTopicSettings(),
 		errorTimeout: 2 * time.Second,
+		maxInFlight:  10000,
 		linger:       2 * time.Millisecond,
 		parser:       BundleConfigParser(),
 	}
@@ -100,6 +102,9 @@ func (c *settings) validate() error {
 	c.topic = c.topic.withDefaults()
 	if err := c.topic.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.maxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("max in flight %d: must be at least 1", c.maxInFlight))
 	}
 	if c.errorTimeout < 0 || c.linger < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -150,6 +155,11 @@ func WithStrictTopic() Opt { return func(c *settings) { c.strictTopic = true } }
 // WithErrorTimeout sets how long consumption may fail before the chain
 // reports itself errored (default 2s; 0 reports at the first error).
 func WithErrorTimeout(d time.Duration) Opt { return func(c *settings) { c.errorTimeout = d } }
+
+// WithMaxInFlight bounds, per chain, the envelopes handed to Kafka and not
+// yet acknowledged (default 10,000). Order and OrderAsync wait for room,
+// on their caller's context, when the bound is reached.
+func WithMaxInFlight(n int) Opt { return func(c *settings) { c.maxInFlight = n } }
 
 // WithProduceLinger sets how long the producer waits to fill a batch
 // (default 2ms).

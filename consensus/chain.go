@@ -78,6 +78,7 @@ type Chain struct {
 	core        *Core
 	nextConsume int64 // offset of the next record expected
 	health      health
+	erroredAt   time.Time // when the chain last became errored
 	batchStart  time.Time
 	tracing     blockTracing
 
@@ -498,7 +499,10 @@ func (ch *Chain) checkHealth(cl *kgo.Client) {
 	since, partition := ch.health.failingSince()
 	status := ch.st.Load().status
 	if since.IsZero() {
-		if status == statusErrored {
+		// Back to ready only on a fetch sent after the chain became
+		// errored: a response to an older request may still arrive once
+		// the brokers are gone.
+		if status == statusErrored && ch.health.fetchedSince(ch.erroredAt) {
 			ch.log.Info("consuming again")
 			ch.setState(func(s *state) { s.status = statusReady })
 		}
@@ -509,6 +513,7 @@ func (ch *Chain) checkHealth(cl *kgo.Client) {
 	}
 	if status != statusErrored {
 		ch.log.Warn("cannot consume from kafka, chain errored", "since", since)
+		ch.erroredAt = time.Now()
 		ch.setState(func(s *state) { s.status = statusErrored })
 	}
 	if !partition {

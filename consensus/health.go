@@ -18,6 +18,7 @@ type health struct {
 	mu              sync.Mutex
 	connFailedSince time.Time // first failed round trip since the last good fetch
 	partFailedSince time.Time // first partition error since the last record
+	goodFetch       time.Time // when the last successful fetch was written
 }
 
 var (
@@ -41,6 +42,9 @@ func (h *health) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E)
 		written := now.Add(-e2e.DurationE2E())
 		if written.After(h.connFailedSince) {
 			h.connFailedSince = time.Time{}
+		}
+		if written.After(h.goodFetch) {
+			h.goodFetch = written
 		}
 	}
 }
@@ -69,6 +73,13 @@ func (h *health) recordConsumed() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.partFailedSince = time.Time{}
+}
+
+// fetchedSince reports whether a fetch written after t succeeded.
+func (h *health) fetchedSince(t time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.goodFetch.After(t)
 }
 
 // failingSince returns since when consumption has been failing, or the

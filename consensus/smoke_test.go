@@ -27,7 +27,8 @@ func startOneNode(t *testing.T, ctx context.Context, channel string, cfg []testu
 	t.Cleanup(k.Close)
 	ca := testutil.NewCA(t, "Org1")
 	genesis := testutil.GenesisBlock(t, testutil.ChannelConfig(channel, []*testutil.CA{ca}, cfg...))
-	opts = append([]consensus.Opt{consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy())}, opts...)
+	opts = append([]consensus.Opt{consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
+		consensus.WithLogger(quietLogger)}, opts...)
 	cons, err := consensus.NewConsenter(opts...)
 	require.NoError(t, err)
 	t.Cleanup(cons.Close)

@@ -363,7 +363,8 @@ func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, clas
 		ch.fail(ctx, span, promise, ch.Err())
 		return
 	}
-	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeRegular(env, seq, class)}
+	buf := getValue()
+	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: appendRegular(*buf, env, seq, class)}
 	injectTrace(ctx, rec)
 	// The record gets the chain's context, not the caller's: franz-go fails
 	// every record buffered behind one whose context ends, so a caller
@@ -372,6 +373,7 @@ func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, clas
 	// stops waiting for it when its caller's context ends.
 	cl.Produce(ch.ctx, rec, func(r *kgo.Record, err error) {
 		<-ch.inflight
+		putValue(buf, r.Value)
 		if err != nil {
 			err = fmt.Errorf("%w: channel %s: %w", ErrNotAcknowledged, ch.channel, err)
 			span.SetStatus(codes.Error, err.Error())

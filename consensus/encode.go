@@ -1,6 +1,8 @@
 package consensus
 
 import (
+	"sync"
+
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -24,6 +26,12 @@ const (
 // it instead of marshalling env and then the message around it. The bytes
 // are those proto.Marshal gives (see TestEncodeRegularMatchesProto).
 func encodeRegular(env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class) []byte {
+	return appendRegular(nil, env, seq, class)
+}
+
+// appendRegular is encodeRegular appending to dst[:0], which it grows to
+// the exact size when its capacity is too small.
+func appendRegular(dst []byte, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class) []byte {
 	envSize := 0
 	if len(env.Payload) > 0 {
 		envSize += 1 + protowire.SizeBytes(len(env.Payload))
@@ -42,7 +50,10 @@ func encodeRegular(env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Cl
 	if class != 0 {
 		regSize += 1 + protowire.SizeVarint(uint64(class))
 	}
-	b := make([]byte, 0, 1+protowire.SizeBytes(regSize))
+	b := dst[:0]
+	if size := 1 + protowire.SizeBytes(regSize); cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	b = protowire.AppendTag(b, fieldRegular, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(regSize))
 	if envSize > 0 {
@@ -67,6 +78,23 @@ func encodeRegular(env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Cl
 		b = protowire.AppendVarint(b, uint64(class))
 	}
 	return b
+}
+
+// valuePool recycles record values: a value is put back once Kafka
+// answered for its record, when franz-go no longer reads it.
+var valuePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledValue bounds the values kept for reuse, so that one huge
+// envelope does not pin its buffer.
+const maxPooledValue = 64 << 10
+
+func getValue() *[]byte { return valuePool.Get().(*[]byte) }
+
+func putValue(p *[]byte, v []byte) {
+	if cap(v) <= maxPooledValue {
+		*p = v[:0]
+		valuePool.Put(p)
+	}
 }
 
 // encodeMessage marshals a KafkaMessage the core asked to produce.

@@ -328,7 +328,10 @@ func (ch *Chain) wait(ctx context.Context, submit func(Promise)) error {
 }
 
 // OrderAsync is Order without waiting: promise is called once, from
-// another goroutine, when the outcome is known. Many envelopes may be in
+// another goroutine, when the outcome is known. Promises are called one at
+// a time from the Kafka client's delivery goroutine, so a promise must
+// return quickly and must not block (hand the result to a channel with
+// room, or start a goroutine). Many envelopes may be in
 // flight at once (see WithMaxInFlight); they are batched into few produce
 // requests, and those of one caller keep their order. ctx bounds only the
 // wait before the envelope is handed to Kafka (for a re-submitted config,

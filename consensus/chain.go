@@ -327,11 +327,12 @@ func (ch *Chain) wait(ctx context.Context, submit func(Promise)) error {
 	}
 }
 
-// OrderAsync is Order without waiting: promise is called once, from
-// another goroutine, when the outcome is known. Promises are called one at
-// a time from the Kafka client's delivery goroutine, so a promise must
-// return quickly and must not block (hand the result to a channel with
-// room, or start a goroutine). Many envelopes may be in
+// OrderAsync is Order without waiting: promise is called once with the
+// outcome: before OrderAsync returns when the envelope is refused before
+// reaching Kafka, else later from the Kafka client's delivery goroutine,
+// which calls promises one at a time, so a promise must return quickly and
+// must not block (hand the result to a channel with room, or start a
+// goroutine). Many envelopes may be in
 // flight at once (see WithMaxInFlight); they are batched into few produce
 // requests, and those of one caller keep their order. ctx bounds only the
 // wait before the envelope is handed to Kafka (for a re-submitted config,

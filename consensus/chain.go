@@ -351,8 +351,10 @@ var recordKey = []byte("0")
 
 func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class, promise Promise) {
 	start := time.Now()
-	ctx, span := ch.tracer.Start(ctx, spanOrder, trace.WithAttributes(
-		attribute.String("channel", ch.channel), attribute.String("class", class.String())))
+	ctx, span := ch.tracer.Start(ctx, spanOrder)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("channel", ch.channel), attribute.String("class", class.String()))
+	}
 	cl, err := ch.admit(ctx, env, seq)
 	if err != nil {
 		ch.fail(ctx, span, promise, err)

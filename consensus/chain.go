@@ -369,27 +369,72 @@ func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, clas
 		ch.fail(ctx, span, promise, ch.Err())
 		return
 	}
-	buf := getValue()
-	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: appendRegular(*buf, env, seq, class)}
-	injectTrace(ctx, rec)
+	p := getPending()
+	p.ch, p.ctx, p.span, p.start, p.promise = ch, ctx, span, start, promise
+	p.rec = kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: appendRegular(p.rec.Value, env, seq, class)}
+	injectTrace(ctx, &p.rec)
 	// The record gets the chain's context, not the caller's: franz-go fails
 	// every record buffered behind one whose context ends, so a caller
 	// giving up would fail other callers' envelopes (and the chain's own
 	// messages). Once handed to Kafka, an envelope is not withdrawn; Order
 	// stops waiting for it when its caller's context ends.
-	cl.Produce(ch.ctx, rec, func(r *kgo.Record, err error) {
-		<-ch.inflight
-		putValue(buf, r.Value)
-		if err != nil {
-			err = fmt.Errorf("%w: channel %s: %w", ErrNotAcknowledged, ch.channel, err)
-			span.SetStatus(codes.Error, err.Error())
-		} else {
+	cl.Produce(ch.ctx, &p.rec, p.done)
+}
+
+// pending is an envelope handed to Kafka: its record and what its promise
+// needs. Pendings are recycled once Kafka answered, when franz-go no longer
+// reads the record, so that an Order allocates neither a record nor a
+// closure.
+type pending struct {
+	rec     kgo.Record
+	ch      *Chain
+	ctx     context.Context
+	span    trace.Span
+	start   time.Time
+	promise Promise
+	done    func(*kgo.Record, error) // p.answered, bound once
+}
+
+var pendingPool sync.Pool
+
+func init() {
+	pendingPool.New = func() any {
+		p := new(pending)
+		p.done = p.answered
+		return p
+	}
+}
+
+func getPending() *pending { return pendingPool.Get().(*pending) }
+
+// answered is franz-go's promise for p's record.
+func (p *pending) answered(r *kgo.Record, err error) {
+	ch, ctx, span, promise := p.ch, p.ctx, p.span, p.promise
+	<-ch.inflight
+	if err != nil {
+		err = fmt.Errorf("%w: channel %s: %w", ErrNotAcknowledged, ch.channel, err)
+		span.SetStatus(codes.Error, err.Error())
+	} else {
+		if span.IsRecording() {
 			span.SetAttributes(attribute.Int64("offset", r.Offset))
-			ch.metrics.latency.Record(ctx, time.Since(start).Seconds(), ch.metrics.channel)
 		}
-		span.End()
-		promise(err)
-	})
+		ch.metrics.latency.Record(ctx, time.Since(p.start).Seconds(), ch.metrics.channel)
+	}
+	span.End()
+	p.recycle()
+	promise(err)
+}
+
+// recycle puts p back for another envelope, keeping its value buffer when
+// it is of a reasonable size.
+func (p *pending) recycle() {
+	v := p.rec.Value
+	if cap(v) > maxPooledValue {
+		v = nil
+	}
+	*p = pending{done: p.done}
+	p.rec.Value = v[:0]
+	pendingPool.Put(p)
 }
 
 // fail ends an envelope refused before it reached Kafka.

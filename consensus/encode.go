@@ -1,8 +1,6 @@
 package consensus
 
 import (
-	"sync"
-
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -80,22 +78,9 @@ func appendRegular(dst []byte, env *cb.Envelope, seq uint64, class ab.KafkaMessa
 	return b
 }
 
-// valuePool recycles record values: a value is put back once Kafka
-// answered for its record, when franz-go no longer reads it.
-var valuePool = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledValue bounds the values kept for reuse, so that one huge
-// envelope does not pin its buffer.
+// maxPooledValue bounds the record values kept for reuse (see pending), so
+// that one huge envelope does not pin its buffer.
 const maxPooledValue = 64 << 10
-
-func getValue() *[]byte { return valuePool.Get().(*[]byte) }
-
-func putValue(p *[]byte, v []byte) {
-	if cap(v) <= maxPooledValue {
-		*p = v[:0]
-		valuePool.Put(p)
-	}
-}
 
 // encodeMessage marshals a KafkaMessage the core asked to produce.
 func encodeMessage(m *ab.KafkaMessage) []byte { return protoutil.MarshalOrPanic(m) }

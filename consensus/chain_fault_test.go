@@ -153,6 +153,18 @@ func TestChainProduceFailsNonRetriably(t *testing.T) {
 	}
 	fault.Remove()
 	require.NoError(t, c.WaitReady(ctx))
+	// A record the chain produced itself just before the removal (a
+	// time-to-cut) may still be refused, and franz-go then fails the
+	// records buffered behind it with the same error: the first envelopes
+	// after the removal may fail so, never succeed silently.
+	for i := 0; ; i++ {
+		err := c.Order(ctx, ch, c.Envelope(ch, fmt.Appendf(nil, "maybe:settle/%d", i)))
+		if err == nil {
+			break
+		}
+		require.ErrorIs(t, err, kerr.InvalidRecord)
+		require.Less(t, i, 20, "Order keeps failing after the fault was removed: %v", err)
+	}
 	orderSome(t, ctx, c, ch, "after", 5, acks)
 	waitOrdered(t, ctx, c, ch, acks.of(ch), 0) // and none of the rejected ones
 }

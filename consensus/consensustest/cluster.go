@@ -100,7 +100,9 @@ func WithFileLedgers(dir string) ClusterOpt { return func(c *clusterConfig) { c.
 
 // WithConsenterOpts passes options to every node's consensus.NewConsenter,
 // after the cluster's own (seed brokers, FastRetryPolicy, logger, signer,
-// quick kgo metadata refresh and retry backoff), which they override.
+// quick kgo metadata refresh and retry backoff), which they override. A
+// Kafka started with WithTLS or WithSASLUser needs consensus.WithTLS and
+// consensus.WithSASL here.
 func WithConsenterOpts(opts ...consensus.Opt) ClusterOpt {
 	return func(c *clusterConfig) { c.opts = append(c.opts, opts...) }
 }

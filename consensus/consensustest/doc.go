@@ -12,6 +12,12 @@
 //	defer k.Close()
 //	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...))
 //
+// WithTLS and WithSASLUser make the brokers require TLS (SelfSignedTLS
+// generates a throwaway CA and certificates for 127.0.0.1) and SASL
+// authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); clients then need
+// consensus.WithTLS and consensus.WithSASL, which a Cluster takes through
+// WithConsenterOpts.
+//
 // Faults can be injected and removed again, so that a test sees a failure
 // and then the recovery: FailProduce and FailFetch answer requests with a
 // Kafka error code, DropConnections cuts the open client connections, and

@@ -2,6 +2,7 @@ package consensustest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,9 @@ type kafkaConfig struct {
 	dataDir    string
 	logger     *slog.Logger
 	extra      []kfake.Opt
+	tls        *tls.Config // with tlsSet; see WithTLS
+	tlsSet     bool
+	sasl       []saslUser // see WithSASLUser
 }
 
 // WithBrokers sets the number of brokers, overriding DefaultBrokers.
@@ -72,7 +76,9 @@ func WithLogger(l *slog.Logger) KafkaOpt {
 // WithClusterOpts passes options through to kfake.NewCluster, for example
 // kfake.BrokerConfigs or kfake.SeedTopics. The options StartKafka derives
 // from its own settings (number of brokers, ports, listener, data dir,
-// logger) are applied after these and take precedence.
+// logger, TLS, SASL users) are applied after these and take precedence.
+// Prefer WithTLS and WithSASLUser to kfake.TLS and kfake.EnableSASL, which
+// StartKafka cannot check.
 func WithClusterOpts(opts ...kfake.Opt) KafkaOpt {
 	return func(c *kafkaConfig) { c.extra = append(c.extra, opts...) }
 }
@@ -92,11 +98,12 @@ func (c *kafkaConfig) validate() error {
 		}
 		c.brokers = len(c.ports)
 	}
-	return nil
+	return c.validateSecurity()
 }
 
 // StartKafka starts an embedded Kafka cluster on 127.0.0.1, by default with
-// DefaultBrokers brokers on random ports. The caller must Close it.
+// DefaultBrokers brokers on random ports, in plaintext and without
+// authentication (see WithTLS and WithSASLUser). The caller must Close it.
 func StartKafka(opts ...KafkaOpt) (*Kafka, error) {
 	cfg := kafkaConfig{brokers: DefaultBrokers}
 	for _, o := range opts {
@@ -121,6 +128,17 @@ func StartKafka(opts ...KafkaOpt) (*Kafka, error) {
 	if cfg.logger != nil {
 		kopts = append(kopts, kfake.WithLogger(slogLogger{cfg.logger}))
 	}
+	if cfg.tls != nil {
+		// kfake wraps the listeners of k.listen, so TLS runs above the
+		// tracked connections.
+		kopts = append(kopts, kfake.TLS(cfg.tls))
+	}
+	if len(cfg.sasl) > 0 {
+		kopts = append(kopts, kfake.EnableSASL())
+		for _, u := range cfg.sasl {
+			kopts = append(kopts, kfake.Superuser(u.mechanism, u.user, u.password))
+		}
+	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
 		k.closeConns(nil)
@@ -128,6 +146,9 @@ func StartKafka(opts ...KafkaOpt) (*Kafka, error) {
 	}
 	k.c = c
 	k.addrs = c.ListenAddrs()
+	if len(cfg.sasl) > 0 {
+		k.rejectUnknownCredentials(cfg.sasl)
+	}
 	return k, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,15 +20,24 @@ type kafkaConfig struct {
 	brokers int
 	dataDir string
 	verbose bool
+
+	saslUser      string
+	saslPassword  string
+	saslMechanism string
+	tlsCAOut      string // with TLS: the file the CA certificate is written to
 }
 
 func runKafka(ctx context.Context, args []string, out io.Writer) error {
 	var c kafkaConfig
-	fs := newFlagSet("kafka", "[--listen 127.0.0.1:9092] [--brokers 3] [--data DIR]")
+	fs := newFlagSet("kafka", "[--listen 127.0.0.1:9092] [--brokers 3] [--data DIR] [--tls-ca-out FILE] [--sasl-user USER --sasl-password PASS]")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9092", "`address` of the first broker; broker i listens on port+i (port 0: random ports)")
 	fs.IntVar(&c.brokers, "brokers", 3, "number of brokers")
 	fs.StringVar(&c.dataDir, "data", "", "`directory` that persists topics and logs across restarts (default: memory only)")
 	fs.BoolVar(&c.verbose, "v", false, "log the brokers' activity")
+	fs.StringVar(&c.tlsCAOut, "tls-ca-out", "", "require TLS, with a certificate of a throwaway CA whose certificate is written to `file` (for start --kafka-tls-ca)")
+	fs.StringVar(&c.saslUser, "sasl-user", "", "require SASL authentication as this `user` (with --sasl-password)")
+	fs.StringVar(&c.saslPassword, "sasl-password", "", "SASL `password` of --sasl-user")
+	fs.StringVar(&c.saslMechanism, "sasl-mechanism", "PLAIN", "SASL mechanism of --sasl-user: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,6 +47,12 @@ func runKafka(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer k.Close()
 	fmt.Fprintf(out, "kafka brokers: %s\n", strings.Join(k.Addrs(), ","))
+	if c.tlsCAOut != "" {
+		fmt.Fprintf(out, "kafka TLS CA: %s\n", c.tlsCAOut)
+	}
+	if c.saslUser != "" {
+		fmt.Fprintf(out, "kafka SASL: %s user %s\n", strings.ToUpper(c.saslMechanism), c.saslUser)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "kafka: shutting down")
 	return nil
@@ -73,6 +89,22 @@ func startKafka(c kafkaConfig) (*consensustest.Kafka, error) {
 	}
 	if c.verbose {
 		opts = append(opts, consensustest.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "kafka")))
+	}
+	if (c.saslUser == "") != (c.saslPassword == "") {
+		return nil, errors.New("--sasl-user and --sasl-password go together")
+	}
+	if c.saslUser != "" {
+		opts = append(opts, consensustest.WithSASLUser(c.saslMechanism, c.saslUser, c.saslPassword))
+	}
+	if c.tlsCAOut != "" {
+		certs, err := consensustest.SelfSignedTLS()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(c.tlsCAOut, certs.CAPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("--tls-ca-out: %w", err)
+		}
+		opts = append(opts, consensustest.WithTLS(certs.Server))
 	}
 	return consensustest.StartKafka(opts...)
 }

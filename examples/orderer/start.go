@@ -275,12 +275,15 @@ func (n *node) consenterOpts() ([]consensus.Opt, error) {
 	} else {
 		n.log.Warn("no --signer: blocks will not be signed")
 	}
-	if c.kafkaTLS || c.kafkaTLSCA != "" || c.kafkaTLSCert != "" {
+	if c.kafkaTLS || c.kafkaTLSCA != "" || c.kafkaTLSCert != "" || c.kafkaTLSKey != "" {
 		cfg, err := kafkaTLSConfig(c)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, consensus.WithTLS(cfg))
+	}
+	if c.saslUser == "" && c.saslPassword != "" {
+		return nil, errors.New("start: --kafka-sasl-password needs --kafka-sasl-user")
 	}
 	if c.saslUser != "" {
 		m, err := saslMechanism(c.saslMechanism, c.saslUser, c.saslPassword)

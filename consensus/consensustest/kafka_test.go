@@ -233,18 +233,7 @@ func TestKafkaPauseResume(t *testing.T) {
 	}
 
 	// Nothing gets through while paused.
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	err := p.Ping(short)
-	cancel()
-	require.Error(t, err)
-
-	done := make(chan error, 1)
-	p.Produce(ctx, rec("during"), func(_ *kgo.Record, err error) { done <- err })
-	select {
-	case err := <-done:
-		t.Fatalf("produce finished while paused: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	done := produceHeld(t, ctx, p, rec("during"))
 
 	// After Resume the held record is delivered.
 	k.Resume()
@@ -330,4 +319,24 @@ func freePort(t *testing.T) int {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// produceHeld checks that the brokers of p are unreachable: a ping fails,
+// and r, produced now, stays unanswered. Its outcome arrives on the channel
+// returned once the brokers come back.
+func produceHeld(t *testing.T, ctx context.Context, p *kgo.Client, r *kgo.Record) <-chan error {
+	t.Helper()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := p.Ping(short)
+	cancel()
+	require.Error(t, err)
+
+	done := make(chan error, 1)
+	p.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
+	select {
+	case err := <-done:
+		t.Fatalf("produce finished while paused: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	return done
 }

@@ -1,7 +1,6 @@
 package consensustest_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -99,16 +98,7 @@ func TestKafkaTLSSASLFaults(t *testing.T) {
 	require.Greater(t, h.connects.Load(), connects)
 
 	k.Pause()
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	require.Error(t, p.Ping(short))
-	cancel()
-	done := make(chan error, 1)
-	p.Produce(ctx, rec("paused"), func(_ *kgo.Record, err error) { done <- err })
-	select {
-	case err := <-done:
-		t.Fatalf("produce finished while paused: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	done := produceHeld(t, ctx, p, rec("paused"))
 	k.Resume()
 	require.NoError(t, <-done)
 

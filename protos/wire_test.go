@@ -132,6 +132,19 @@ var wireCases = []struct {
 		"10 02",                            // field 2 (last_original_offset_processed), 2
 		"18 07",                            // field 3 (last_resubmitted_config_offset), 7
 	)},
+	{"orderer.KafkaMetadata with log identity", &ab.KafkaMetadata{
+		LastOffsetPersisted: 5,
+		TopicId:             []byte{0xaa, 0xbb},
+		Persisted:           &ab.LogFingerprint{Offset: 5, LeaderEpoch: 1, ValueHash: []byte{0xcc}},
+	}, wire(
+		"08 05",    // field 1 (last_offset_persisted), 5
+		"a2 06 02", // field 100 (topic_id), wire type 2: tag 100<<3|2 = 802 → a2 06, len 2
+		"aabb",     //   the topic ID
+		"aa 06 07", // field 101 (persisted), wire type 2: tag 101<<3|2 = 810 → aa 06, len 7:
+		"08 05",    //   field 1 (offset), 5
+		"10 01",    //   field 2 (leader_epoch), 1
+		"1a 01 cc", //   field 3 (value_hash), len 1
+	)},
 	{"orderer.SeekInfo", &ab.SeekInfo{
 		Start:    &ab.SeekPosition{Type: &ab.SeekPosition_Specified{Specified: &ab.SeekSpecified{Number: 5}}},
 		Stop:     &ab.SeekPosition{Type: &ab.SeekPosition_Newest{Newest: &ab.SeekNewest{}}},
@@ -241,6 +254,7 @@ func TestFullNames(t *testing.T) {
 		{&ab.KafkaMessageTimeToCut{}, "orderer.KafkaMessageTimeToCut"},
 		{&ab.KafkaMessageConnect{}, "orderer.KafkaMessageConnect"},
 		{&ab.KafkaMetadata{}, "orderer.KafkaMetadata"},
+		{&ab.LogFingerprint{}, "orderer.LogFingerprint"},
 		{&ab.BroadcastResponse{}, "orderer.BroadcastResponse"},
 		{&ab.SeekInfo{}, "orderer.SeekInfo"},
 		{&ab.SeekPosition{}, "orderer.SeekPosition"},

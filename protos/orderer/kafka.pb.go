@@ -332,14 +332,23 @@ func (x *KafkaMessageConnect) GetPayload() []byte {
 	return nil
 }
 
-// KafkaMetadata is stored in every block's ORDERER metadata slot.
+// KafkaMetadata is stored in every block's ORDERER metadata slot. Fields 1
+// to 3 are Fabric's; the log identity (fields 100 and 101) is
+// kafkaconsensus's own, under numbers Fabric never used, so that Fabric's
+// decoders still read the first three and skip the rest.
 type KafkaMetadata struct {
 	state                       protoimpl.MessageState `protogen:"open.v1"`
 	LastOffsetPersisted         int64                  `protobuf:"varint,1,opt,name=last_offset_persisted,json=lastOffsetPersisted,proto3" json:"last_offset_persisted,omitempty"`
 	LastOriginalOffsetProcessed int64                  `protobuf:"varint,2,opt,name=last_original_offset_processed,json=lastOriginalOffsetProcessed,proto3" json:"last_original_offset_processed,omitempty"`
 	LastResubmittedConfigOffset int64                  `protobuf:"varint,3,opt,name=last_resubmitted_config_offset,json=lastResubmittedConfigOffset,proto3" json:"last_resubmitted_config_offset,omitempty"`
-	unknownFields               protoimpl.UnknownFields
-	sizeCache                   protoimpl.SizeCache
+	// topic_id is the Kafka topic ID (a 16-byte UUID) of the log the block
+	// was cut from; empty in blocks written before log identity existed.
+	TopicId []byte `protobuf:"bytes,100,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	// persisted is the fingerprint of the last record consumed at or before
+	// last_offset_persisted; absent when no record was persisted yet.
+	Persisted     *LogFingerprint `protobuf:"bytes,101,opt,name=persisted,proto3" json:"persisted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KafkaMetadata) Reset() {
@@ -393,6 +402,86 @@ func (x *KafkaMetadata) GetLastResubmittedConfigOffset() int64 {
 	return 0
 }
 
+func (x *KafkaMetadata) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *KafkaMetadata) GetPersisted() *LogFingerprint {
+	if x != nil {
+		return x.Persisted
+	}
+	return nil
+}
+
+// LogFingerprint identifies one record of a channel's partition, so that a
+// node can tell whether the log still holds the record its ledger was cut
+// from.
+type LogFingerprint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// offset is the record's offset.
+	Offset int64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// leader_epoch is the partition leader epoch of the record's batch.
+	LeaderEpoch int32 `protobuf:"varint,2,opt,name=leader_epoch,json=leaderEpoch,proto3" json:"leader_epoch,omitempty"`
+	// value_hash is the SHA-256 of the record's value.
+	ValueHash     []byte `protobuf:"bytes,3,opt,name=value_hash,json=valueHash,proto3" json:"value_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogFingerprint) Reset() {
+	*x = LogFingerprint{}
+	mi := &file_orderer_kafka_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogFingerprint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogFingerprint) ProtoMessage() {}
+
+func (x *LogFingerprint) ProtoReflect() protoreflect.Message {
+	mi := &file_orderer_kafka_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogFingerprint.ProtoReflect.Descriptor instead.
+func (*LogFingerprint) Descriptor() ([]byte, []int) {
+	return file_orderer_kafka_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LogFingerprint) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *LogFingerprint) GetLeaderEpoch() int32 {
+	if x != nil {
+		return x.LeaderEpoch
+	}
+	return 0
+}
+
+func (x *LogFingerprint) GetValueHash() []byte {
+	if x != nil {
+		return x.ValueHash
+	}
+	return nil
+}
+
 var File_orderer_kafka_proto protoreflect.FileDescriptor
 
 const file_orderer_kafka_proto_rawDesc = "" +
@@ -418,11 +507,18 @@ const file_orderer_kafka_proto_rawDesc = "" +
 	"\x15KafkaMessageTimeToCut\x12!\n" +
 	"\fblock_number\x18\x01 \x01(\x04R\vblockNumber\"/\n" +
 	"\x13KafkaMessageConnect\x12\x18\n" +
-	"\apayload\x18\x01 \x01(\fR\apayload\"\xcd\x01\n" +
+	"\apayload\x18\x01 \x01(\fR\apayload\"\x9f\x02\n" +
 	"\rKafkaMetadata\x122\n" +
 	"\x15last_offset_persisted\x18\x01 \x01(\x03R\x13lastOffsetPersisted\x12C\n" +
 	"\x1elast_original_offset_processed\x18\x02 \x01(\x03R\x1blastOriginalOffsetProcessed\x12C\n" +
-	"\x1elast_resubmitted_config_offset\x18\x03 \x01(\x03R\x1blastResubmittedConfigOffsetB9Z7github.com/kafkaconsensus/kafkaconsensus/protos/ordererb\x06proto3"
+	"\x1elast_resubmitted_config_offset\x18\x03 \x01(\x03R\x1blastResubmittedConfigOffset\x12\x19\n" +
+	"\btopic_id\x18d \x01(\fR\atopicId\x125\n" +
+	"\tpersisted\x18e \x01(\v2\x17.orderer.LogFingerprintR\tpersisted\"j\n" +
+	"\x0eLogFingerprint\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12!\n" +
+	"\fleader_epoch\x18\x02 \x01(\x05R\vleaderEpoch\x12\x1d\n" +
+	"\n" +
+	"value_hash\x18\x03 \x01(\fR\tvalueHashB9Z7github.com/kafkaconsensus/kafkaconsensus/protos/ordererb\x06proto3"
 
 var (
 	file_orderer_kafka_proto_rawDescOnce sync.Once
@@ -437,7 +533,7 @@ func file_orderer_kafka_proto_rawDescGZIP() []byte {
 }
 
 var file_orderer_kafka_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_orderer_kafka_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_orderer_kafka_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_orderer_kafka_proto_goTypes = []any{
 	(KafkaMessageRegular_Class)(0), // 0: orderer.KafkaMessageRegular.Class
 	(*KafkaMessage)(nil),           // 1: orderer.KafkaMessage
@@ -445,17 +541,19 @@ var file_orderer_kafka_proto_goTypes = []any{
 	(*KafkaMessageTimeToCut)(nil),  // 3: orderer.KafkaMessageTimeToCut
 	(*KafkaMessageConnect)(nil),    // 4: orderer.KafkaMessageConnect
 	(*KafkaMetadata)(nil),          // 5: orderer.KafkaMetadata
+	(*LogFingerprint)(nil),         // 6: orderer.LogFingerprint
 }
 var file_orderer_kafka_proto_depIdxs = []int32{
 	2, // 0: orderer.KafkaMessage.regular:type_name -> orderer.KafkaMessageRegular
 	3, // 1: orderer.KafkaMessage.time_to_cut:type_name -> orderer.KafkaMessageTimeToCut
 	4, // 2: orderer.KafkaMessage.connect:type_name -> orderer.KafkaMessageConnect
 	0, // 3: orderer.KafkaMessageRegular.class:type_name -> orderer.KafkaMessageRegular.Class
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 4: orderer.KafkaMetadata.persisted:type_name -> orderer.LogFingerprint
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_orderer_kafka_proto_init() }
@@ -474,7 +572,7 @@ func file_orderer_kafka_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orderer_kafka_proto_rawDesc), len(file_orderer_kafka_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2,7 +2,6 @@ package consensus
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,10 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kslog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -57,6 +53,7 @@ type state struct {
 	status       status
 	resubmitting bool
 	err          error // why it halted
+	cause        error // why it is errored
 	open         chan struct{}
 	errored      chan struct{}
 }
@@ -75,12 +72,13 @@ type Chain struct {
 	creator []byte
 
 	// Owned by the loop goroutine.
-	core        *Core
-	nextConsume int64 // offset of the next record expected
-	health      health
-	erroredAt   time.Time // when the chain last became errored
-	batchStart  time.Time
-	tracing     blockTracing
+	core       *Core
+	consuming  bool // the partition is being fetched
+	health     health
+	probedAt   time.Time // when an errored chain last read the log
+	batchStart time.Time
+	tracing    blockTracing
+	quiet      *quietLog
 
 	// inflight bounds the envelopes handed to Kafka and not yet answered,
 	// so that Order waits for room on its caller's context rather than
@@ -117,6 +115,7 @@ func newChain(channel string, cfg *settings, l Ledger, core *Core, m *metrics, c
 		inflight: make(chan struct{}, cfg.maxInFlight),
 	}
 	ch.tracing = blockTracing{tracer: ch.tracer, lastOff: core.LastOffsetPersisted()}
+	ch.quiet = newQuietLog(ch.log)
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
 	ch.st.Store(&state{status: statusNew, open: make(chan struct{}), errored: make(chan struct{})})
 	ch.config.Store(&configBox{core.Config()})
@@ -480,335 +479,4 @@ func (ch *Chain) ProcessConfig(env *cb.Envelope) (uint64, error) {
 		return 0, err
 	}
 	return cfg.Sequence(), nil
-}
-
-// run is the chain's loop: set up Kafka, then feed every record to the core
-// and carry out what it decides. It is the only goroutine that touches the
-// core and the ledger's write side.
-func (ch *Chain) run() {
-	defer close(ch.done)
-	defer func() {
-		if cl := ch.client.Load(); cl != nil {
-			cl.Close()
-		}
-	}()
-	if err := ch.setUp(); err != nil {
-		if ch.ctx.Err() == nil {
-			ch.log.Error("kafka set-up failed, halting", "err", err)
-			ch.halt(fmt.Errorf("%w: channel %s: %w", ErrHalted, ch.channel, err))
-		}
-		return
-	}
-	cl := ch.client.Load()
-	fetches := make(chan kgo.Fetches)
-	var pollers sync.WaitGroup
-	pollers.Add(1)
-	go func() {
-		defer pollers.Done()
-		ch.poll(cl, fetches)
-	}()
-	defer pollers.Wait()
-
-	batch := time.NewTimer(time.Hour)
-	batch.Stop()
-	defer batch.Stop()
-	check := time.NewTicker(min(max(ch.cfg.errorTimeout/4, 10*time.Millisecond), 250*time.Millisecond))
-	defer check.Stop()
-
-	for {
-		select {
-		case <-ch.ctx.Done():
-			return
-		case fs := <-fetches:
-			fs.EachError(func(t string, p int32, err error) {
-				ch.health.partitionFailed()
-				ch.log.Warn("fetch error", "partition", p, "err", err)
-				if errors.Is(err, kerr.OffsetOutOfRange) {
-					ch.log.Error("offset out of range: the partition lost records or was recreated", "next", ch.nextConsume)
-				}
-			})
-			fs.EachRecord(func(r *kgo.Record) {
-				if ch.ctx.Err() == nil {
-					ch.consume(r, batch)
-				}
-			})
-			if fs.NumRecords() > 0 {
-				ch.health.recordConsumed()
-			}
-		case <-check.C:
-			ch.checkHealth(cl)
-		case <-batch.C:
-			ch.apply(ch.core.TimerFired(), batch)
-		}
-	}
-}
-
-// checkHealth moves the chain between ready and errored: errored once
-// consumption has failed for the error timeout, ready again once it works.
-// While a partition error persists, it probes with a Connect record, whose
-// arrival proves consumption works again, and re-adds the partition, which
-// franz-go stops fetching after an offset out of range.
-func (ch *Chain) checkHealth(cl *kgo.Client) {
-	since, partition := ch.health.failingSince()
-	status := ch.st.Load().status
-	if since.IsZero() {
-		// Back to ready only on a fetch sent after the chain became
-		// errored: a response to an older request may still arrive once
-		// the brokers are gone.
-		if status == statusErrored && ch.health.fetchedSince(ch.erroredAt) {
-			ch.log.Info("consuming again")
-			ch.setState(func(s *state) { s.status = statusReady })
-		}
-		return
-	}
-	if time.Since(since) < ch.cfg.errorTimeout {
-		return
-	}
-	if status != statusErrored {
-		ch.log.Warn("cannot consume from kafka, chain errored", "since", since)
-		ch.erroredAt = time.Now()
-		ch.setState(func(s *state) { s.status = statusErrored })
-	}
-	if !partition {
-		return
-	}
-	if cl.BufferedProduceRecords() == 0 {
-		cl.Produce(ch.ctx, &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: connectMessage}, nil)
-	}
-	if ch.nextConsume >= 0 {
-		cl.RemoveConsumePartitions(map[string][]int32{ch.topic: {0}})
-		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{ch.topic: {0: kgo.NewOffset().At(ch.nextConsume)}})
-	}
-}
-
-func (ch *Chain) poll(cl *kgo.Client, out chan<- kgo.Fetches) {
-	for {
-		fs := cl.PollFetches(ch.ctx)
-		if fs.IsClientClosed() || ch.ctx.Err() != nil {
-			return
-		}
-		select {
-		case out <- fs:
-		case <-ch.ctx.Done():
-			return
-		}
-	}
-}
-
-func (ch *Chain) consume(r *kgo.Record, batch *time.Timer) {
-	if r.Partition != 0 || r.Topic != ch.topic {
-		return
-	}
-	if ch.nextConsume >= 0 && r.Offset < ch.nextConsume {
-		return // delivered again after a consumer restart
-	}
-	ch.nextConsume = r.Offset + 1
-	ready, err := ch.core.Step(Record{Offset: r.Offset, Value: r.Value})
-	if len(r.Headers) > 0 {
-		ch.tracing.consumed(r, ready.Notes)
-	}
-	ch.apply(ready, batch)
-	if err != nil {
-		ch.log.Error("halting", "err", err)
-		ch.halt(err)
-	}
-}
-
-// apply carries out a Ready: append and sign blocks, produce messages, set
-// the timer, log and count notes, publish the new config and gate.
-func (ch *Chain) apply(r *Ready, batch *time.Timer) {
-	ctx := ch.ctx
-	now := time.Now()
-	for _, b := range r.Blocks {
-		span := ch.tracing.start(ctx, ch.channel, b)
-		if err := ch.sign(b.Block); err != nil {
-			err = fmt.Errorf("%w: channel %s: signing block %d: %w", ErrHalted, ch.channel, b.Block.Header.Number, err)
-			endSpan(span, err)
-			ch.halt(err)
-			return
-		}
-		if err := ledger.AppendBuilt(ch.ledger, b.Block); err != nil {
-			err = fmt.Errorf("%w: channel %s: appending block %d: %w", ErrHalted, ch.channel, b.Block.Header.Number, err)
-			endSpan(span, err)
-			ch.halt(err)
-			return
-		}
-		span.End()
-		fill := time.Duration(0)
-		if !ch.batchStart.IsZero() {
-			fill = now.Sub(ch.batchStart)
-			ch.batchStart = time.Time{}
-		}
-		ch.metrics.blockWritten(ctx, b, fill)
-		if b.IsConfig {
-			ch.config.Store(&configBox{ch.core.Config()})
-			ch.log.Info("config applied", "block", b.Block.Header.Number, "sequence", ch.core.Config().Sequence())
-		}
-	}
-	if ch.core.Pending() > 0 && ch.batchStart.IsZero() {
-		ch.batchStart = now
-	}
-	cl := ch.client.Load()
-	for _, m := range r.Produce {
-		rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeMessage(m)}
-		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-			if err != nil && ctx.Err() == nil {
-				ch.log.Warn("producing", "message", m.String(), "err", err)
-			}
-		})
-	}
-	switch r.Timer {
-	case TimerStart:
-		batch.Reset(ch.core.BatchTimeout())
-	case TimerStop:
-		batch.Stop()
-	}
-	for _, n := range r.Notes {
-		ch.metrics.skipped.Add(ctx, 1, ch.metrics.reason(n.Kind.String()))
-		switch n.Kind {
-		case NoteSkipped, NoteInvalid, NoteEmptyTimeToCut:
-			ch.log.Warn("record not ordered", "kind", n.Kind, "offset", n.Offset, "err", n.Err)
-		default:
-			ch.log.Debug("record", "kind", n.Kind, "offset", n.Offset)
-		}
-	}
-	if resub := ch.core.Resubmitting(); resub != ch.st.Load().resubmitting {
-		ch.setState(func(s *state) { s.resubmitting = resub })
-	}
-}
-
-// sign adds the node's signature to the block's SIGNATURES slot: over the
-// slot's (empty) value, the signature header and the block header bytes.
-func (ch *Chain) sign(b *cb.Block) error {
-	if ch.cfg.signer == nil {
-		return nil
-	}
-	nonce := make([]byte, 24)
-	if _, err := rand.Read(nonce); err != nil {
-		return err
-	}
-	sh, err := protoutil.Marshal(&cb.SignatureHeader{Creator: ch.creator, Nonce: nonce})
-	if err != nil {
-		return err
-	}
-	hb := protoutil.HeaderBytes(b.Header)
-	msg := make([]byte, 0, len(sh)+len(hb))
-	msg = append(append(msg, sh...), hb...)
-	sig, err := ch.cfg.signer.Sign(msg)
-	if err != nil {
-		return err
-	}
-	protoutil.SetMetadata(b, cb.BlockMetadataIndex_SIGNATURES, &cb.Metadata{
-		Signatures: []*cb.MetadataSignature{{SignatureHeader: sh, Signature: sig}},
-	})
-	return nil
-}
-
-// setUp creates the topic, the client, posts a Connect record and starts
-// consuming, retrying each step as the retry policy says.
-func (ch *Chain) setUp() error {
-	start := time.Now()
-	steps := []struct {
-		name string
-		do   func() error
-	}{
-		{"create client", ch.newClient},
-		{"ensure topic", ch.ensureTopic},
-		{"post connect", ch.postConnect},
-	}
-	for _, st := range steps {
-		for attempt := 1; ; attempt++ {
-			err := st.do()
-			if err == nil {
-				break
-			}
-			var perm *permanentError
-			if errors.As(err, &perm) {
-				return perm.err
-			}
-			wait, ok := ch.cfg.retry.next(time.Since(start))
-			if !ok {
-				return fmt.Errorf("%s: giving up after %v: %w", st.name, time.Since(start).Round(time.Millisecond), err)
-			}
-			ch.log.Warn("kafka set-up step failed, retrying", "step", st.name, "attempt", attempt, "in", wait, "err", err)
-			select {
-			case <-time.After(wait):
-			case <-ch.ctx.Done():
-				return ch.ctx.Err()
-			}
-		}
-	}
-	off := kgo.NewOffset().At(ch.core.NextOffset())
-	ch.nextConsume = ch.core.NextOffset()
-	if ch.core.LastOffsetPersisted() == OffsetBeforeOldest {
-		off = kgo.NewOffset().AtStart()
-		ch.nextConsume = -1
-	}
-	ch.client.Load().AddConsumePartitions(map[string]map[int32]kgo.Offset{ch.topic: {0: off}})
-	ch.setState(func(s *state) { s.status, s.resubmitting = statusReady, ch.core.Resubmitting() })
-	ch.log.Info("chain ready", "height", ch.core.Height(), "next_offset", ch.core.NextOffset(), "setup", time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-
-func (ch *Chain) newClient() error {
-	if ch.client.Load() != nil {
-		return nil
-	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(ch.cfg.seeds...),
-		kgo.ClientID(ch.cfg.clientID),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(ch.cfg.linger),
-		kgo.ProducerBatchMaxBytes(ch.cfg.topic.MaxMessageBytes),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchMaxWait(250 * time.Millisecond),
-		kgo.WithHooks(&ch.health),
-		// Room for every admitted envelope plus the chain's own messages,
-		// so that Produce never blocks (see inflight).
-		kgo.MaxBufferedRecords(ch.cfg.maxInFlight + 1024),
-		kgo.WithLogger(kslog.New(ch.log.With("component", "kgo"))),
-	}
-	if ch.cfg.tls != nil {
-		opts = append(opts, kgo.DialTLSConfig(ch.cfg.tls))
-	}
-	if len(ch.cfg.sasl) > 0 {
-		opts = append(opts, kgo.SASL(ch.cfg.sasl...))
-	}
-	opts = append(opts, ch.cfg.kgoOpts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return &permanentError{fmt.Errorf("kafka client options: %w", err)}
-	}
-	ch.client.Store(cl)
-	return nil
-}
-
-func (ch *Chain) ensureTopic() error {
-	ctx, cancel := context.WithTimeout(ch.ctx, 10*time.Second)
-	defer cancel()
-	created, err := EnsureTopic(ctx, kadm.NewClient(ch.client.Load()), ch.topic, ch.cfg.topic)
-	var unsafe *UnsafeTopicError
-	switch {
-	case errors.As(err, &unsafe) && !ch.cfg.strictTopic:
-		ch.log.Warn("topic has unsafe settings", "err", err)
-	case errors.As(err, &unsafe):
-		return &permanentError{err}
-	case err != nil:
-		return err
-	case created:
-		ch.log.Info("topic created", "topic", ch.topic)
-	}
-	return nil
-}
-
-func (ch *Chain) postConnect() error {
-	ctx, cancel := context.WithTimeout(ch.ctx, 10*time.Second)
-	defer cancel()
-	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: connectMessage}
-	return ch.client.Load().ProduceSync(ctx, rec).FirstErr()
 }

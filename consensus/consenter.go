@@ -66,7 +66,7 @@ func (c *Consenter) NewChain(channel string, l Ledger, genesis *cb.Block) (*Chai
 	if err != nil {
 		return nil, fmt.Errorf("consensus: channel %s: %w", channel, err)
 	}
-	core, err := NewCore(channel, st)
+	core, err := NewCore(channel, st, c.cfg.coreOpts()...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -18,6 +19,10 @@ import (
 type Record struct {
 	// Offset is the record's offset in the partition.
 	Offset int64
+	// LeaderEpoch is the partition leader epoch of the record's batch, as
+	// the broker returns it: part of the record's fingerprint (see
+	// LogFingerprint).
+	LeaderEpoch int32
 	// Value is the record's value: a marshalled orderer.KafkaMessage when
 	// an orderer wrote it. The core decodes it without copying: the
 	// envelopes it holds, and the blocks cut from them, share Value's
@@ -67,11 +72,17 @@ const (
 	// NoteEmptyTimeToCut: a time-to-cut for the next block found nothing
 	// pending and was ignored.
 	NoteEmptyTimeToCut
+	// NoteFutureTimeToCut: a time-to-cut for a block beyond the next one
+	// was skipped. No node of this chain writes one (a node asks only for
+	// its next block, and every node has cut the same blocks at the same
+	// offset), so another writer put it there; every node skips it alike.
+	NoteFutureTimeToCut
 )
 
 var noteNames = map[NoteKind]string{
 	NoteSkipped: "skipped", NoteInvalid: "invalid", NoteDuplicate: "duplicate",
 	NoteResubmitted: "resubmitted", NoteStaleTimeToCut: "stale_ttc", NoteEmptyTimeToCut: "empty_ttc",
+	NoteFutureTimeToCut: "future_ttc",
 }
 
 // String returns the kind's name, as used in metrics.
@@ -120,7 +131,19 @@ type Core struct {
 	lastResubmittedConfigOffset int64
 
 	timerRunning bool
-	halted       error
+
+	// validateAll makes the core validate every normal envelope it
+	// consumes, not only those validated under an older sequence.
+	validateAll bool
+
+	// The log's identity: its topic ID (nil until known), the record
+	// consumed last and the one before it, from which cutBlock takes the
+	// fingerprint of the last persisted record. prev starts as the
+	// fingerprint of the last block, which is the record before the first
+	// one a restarted core consumes.
+	topicID []byte
+	prev    fingerprinted
+	cur     fingerprinted
 
 	ready Ready
 
@@ -140,10 +163,22 @@ type CoreState struct {
 	Config ChannelConfig
 }
 
+// CoreOpt configures a Core.
+type CoreOpt func(*Core)
+
+// ValidateEveryEnvelope makes the core validate every normal envelope it
+// consumes against the configuration in force at that point of the log
+// (ChannelConfig.ValidateNormal), and skip an invalid one (NoteInvalid),
+// instead of trusting that the node which produced it validated it. Every
+// node then orders only envelopes that pass, whoever wrote them into the
+// topic. It costs one validation per envelope on every node (a signature
+// check and a policy evaluation with the default configuration).
+func ValidateEveryEnvelope() CoreOpt { return func(c *Core) { c.validateAll = true } }
+
 // NewCore returns a core for channel that continues after st.LastBlock,
-// restoring the offsets from its ORDERER metadata (a genesis block without
-// it starts before the partition's first record).
-func NewCore(channel string, st CoreState) (*Core, error) {
+// restoring the offsets and the log identity from its ORDERER metadata (a
+// genesis block without it starts before the partition's first record).
+func NewCore(channel string, st CoreState, opts ...CoreOpt) (*Core, error) {
 	if st.LastBlock.GetHeader() == nil {
 		return nil, errors.New("consensus: core needs the ledger's last block")
 	}
@@ -172,6 +207,15 @@ func NewCore(channel string, st CoreState) (*Core, error) {
 		c.lastOffsetPersisted = md.LastOffsetPersisted
 		c.lastOriginalOffsetProcessed = md.LastOriginalOffsetProcessed
 		c.lastResubmittedConfigOffset = md.LastResubmittedConfigOffset
+		if len(md.TopicId) > 0 {
+			c.topicID = md.TopicId
+		}
+		if fp := md.Persisted; fp != nil {
+			c.prev = fingerprinted{offset: fp.Offset, epoch: fp.LeaderEpoch, hash: fp.ValueHash}
+		}
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	return c, nil
 }
@@ -227,9 +271,6 @@ func (c *Core) Resubmitting() bool {
 // Pending is the number of envelopes waiting in the block cutter.
 func (c *Core) Pending() int { return c.cutter.Pending() }
 
-// Halted returns the error that halted the core, or nil.
-func (c *Core) Halted() error { return c.halted }
-
 func (c *Core) reset() *Ready {
 	r := &c.ready
 	clear(r.Blocks)
@@ -243,7 +284,7 @@ func (c *Core) reset() *Ready {
 // the first in the log cuts, the others are stale.
 func (c *Core) TimerFired() *Ready {
 	r := c.reset()
-	if c.halted != nil || !c.timerRunning {
+	if !c.timerRunning {
 		return r
 	}
 	c.timerRunning = false
@@ -253,22 +294,24 @@ func (c *Core) TimerFired() *Ready {
 	return r
 }
 
-// Step feeds the next record of the partition to the core. The error is
-// non-nil, and wraps ErrHalted, only when the core halted: then nothing
-// more is processed.
-func (c *Core) Step(rec Record) (*Ready, error) {
+// Step feeds the next record of the partition to the core. No record
+// stops the core: a record that no node of the channel could have written
+// is skipped, as every node skips it (see NoteKind); whether the log as a
+// whole can be trusted is CheckLog's question.
+func (c *Core) Step(rec Record) *Ready {
 	r := c.reset()
-	if c.halted != nil {
-		return r, c.halted
+	if c.cur.set {
+		c.prev = c.cur
 	}
+	c.cur = fingerprinted{offset: rec.Offset, epoch: rec.LeaderEpoch, value: rec.Value, set: true}
 	if m, env, raw, ok := fastRegular(rec.Value); ok {
 		c.regularDecoded(m, env, raw, rec.Offset)
-		return r, c.halted
+		return r
 	}
 	msg := new(ab.KafkaMessage)
 	if err := decodeStrict(rec.Value, msg); err != nil {
 		c.note(NoteSkipped, rec.Offset, fmt.Errorf("not an orderer message: %w", err))
-		return r, nil
+		return r
 	}
 	switch t := msg.Type.(type) {
 	case *ab.KafkaMessage_Connect:
@@ -280,7 +323,7 @@ func (c *Core) Step(rec Record) (*Ready, error) {
 	default:
 		c.note(NoteSkipped, rec.Offset, errors.New("orderer message of no known type"))
 	}
-	return r, c.halted
+	return r
 }
 
 // decodeStrict decodes a protobuf message and refuses bytes that carry
@@ -305,8 +348,7 @@ func (c *Core) timeToCut(number uint64, offset int64) {
 	case number < c.nextNumber:
 		c.note(NoteStaleTimeToCut, offset, nil)
 	case number > c.nextNumber:
-		c.halted = fmt.Errorf("%w: %w", ErrHalted, &RecordError{Channel: c.channel, Offset: offset,
-			Err: fmt.Errorf("%w: time-to-cut for block %d, but the next block is %d", ErrInconsistent, number, c.nextNumber)})
+		c.note(NoteFutureTimeToCut, offset, fmt.Errorf("time-to-cut for block %d, but the next block is %d", number, c.nextNumber))
 	default:
 		batch := c.cutter.Cut()
 		if len(batch) == 0 {
@@ -371,6 +413,12 @@ func (c *Core) resubmit(m *ab.KafkaMessageRegular, seq uint64, offset int64) {
 }
 
 func (c *Core) normal(env *cb.Envelope, raw []byte, m *ab.KafkaMessageRegular, offset int64) {
+	if c.validateAll && m.ConfigSeq == c.config.Sequence() {
+		if err := c.config.ValidateNormal(env); err != nil {
+			c.note(NoteInvalid, offset, err)
+			return
+		}
+	}
 	if m.ConfigSeq < c.config.Sequence() {
 		if err := c.config.ValidateNormal(env); err != nil {
 			c.note(NoteInvalid, offset, err)
@@ -486,15 +534,60 @@ func (c *Core) cutBlock(batch []*cb.Envelope, persistedOffset int64, isConfig bo
 		LastOffsetPersisted:         persistedOffset,
 		LastOriginalOffsetProcessed: c.lastOriginalOffsetProcessed,
 		LastResubmittedConfigOffset: c.lastResubmittedConfigOffset,
+		TopicId:                     c.topicID,
+		Persisted:                   c.fingerprint(persistedOffset),
 	}
-	protoutil.SetMetadata(b, cb.BlockMetadataIndex_ORDERER, &cb.Metadata{Value: protoutil.MarshalOrPanic(md)})
-	protoutil.SetMetadata(b, cb.BlockMetadataIndex_LAST_CONFIG, &cb.Metadata{
-		Value: protoutil.MarshalOrPanic(&cb.LastConfig{Index: c.lastConfigBlock}),
-	})
+	setOrdererMetadata(b, md, c.lastConfigBlock)
 	c.ready.Blocks = append(c.ready.Blocks, Block{Block: b, Metadata: md, IsConfig: isConfig})
 	c.prevHash = protoutil.HeaderHash(b.Header)
 	c.nextNumber++
 	c.lastOffsetPersisted = persistedOffset
+}
+
+// fingerprint returns the fingerprint of the last record consumed at or
+// before offset: the current record, or the one before it (a block that
+// leaves the current record pending records offset-1), or nil when no
+// record was persisted yet.
+func (c *Core) fingerprint(offset int64) *ab.LogFingerprint {
+	for _, r := range []*fingerprinted{&c.cur, &c.prev} {
+		if (r.set || r.hash != nil) && r.offset <= offset {
+			return r.proto()
+		}
+	}
+	return nil
+}
+
+// fingerprinted is a record whose fingerprint a block may need: its value,
+// hashed only when a block records it, or its hash as a block recorded it.
+type fingerprinted struct {
+	offset int64
+	epoch  int32
+	value  []byte
+	hash   []byte
+	set    bool // consumed by this core (value is valid)
+}
+
+func (r *fingerprinted) proto() *ab.LogFingerprint {
+	if r.hash == nil {
+		h := sha256.Sum256(r.value)
+		r.hash = h[:]
+	}
+	return &ab.LogFingerprint{Offset: r.offset, LeaderEpoch: r.epoch, ValueHash: r.hash}
+}
+
+// setOrdererMetadata writes the metadata every node writes alike, as Fabric
+// 1.4.12 does: the KafkaMetadata in the ORDERER slot, the last config
+// block's number in the LAST_CONFIG slot, and both in the value of the
+// SIGNATURES slot (an OrdererBlockMetadata whose consenter_metadata is the
+// ORDERER slot's bytes), which each node then signs with its own key.
+func setOrdererMetadata(b *cb.Block, md *ab.KafkaMetadata, lastConfig uint64) {
+	orderer := protoutil.MarshalOrPanic(&cb.Metadata{Value: protoutil.MarshalOrPanic(md)})
+	lc := &cb.LastConfig{Index: lastConfig}
+	b.Metadata.Metadata[cb.BlockMetadataIndex_ORDERER] = orderer
+	protoutil.SetMetadata(b, cb.BlockMetadataIndex_LAST_CONFIG, &cb.Metadata{Value: protoutil.MarshalOrPanic(lc)})
+	protoutil.SetMetadata(b, cb.BlockMetadataIndex_SIGNATURES, &cb.Metadata{
+		Value: protoutil.MarshalOrPanic(&cb.OrdererBlockMetadata{LastConfig: lc, ConsenterMetadata: orderer}),
+	})
 }
 
 // BatchTimeout is the batch timeout in force, for the node's timer.

@@ -52,10 +52,7 @@ func checkRestarts(t *testing.T, seed uint64, s *sim) {
 		got := 0
 		// Plain comparisons here: this loop runs millions of times.
 		for off := c.NextOffset(); off < int64(len(s.log)); off++ {
-			r, err := c.Step(Record{Offset: off, Value: s.log[off]})
-			if err != nil {
-				t.Fatalf("seed %d, restart from block %d, offset %d: %v", seed, k, off, err)
-			}
+			r := c.Step(Record{Offset: off, Value: s.log[off]})
 			for _, b := range r.Blocks {
 				if got >= len(want) {
 					t.Fatalf("seed %d, restart from block %d: extra block %d at offset %d", seed, k, b.Block.Header.Number, off)
@@ -119,8 +116,7 @@ func TestCoreRestartFromBlockWithZeroMetadata(t *testing.T) {
 			var cfgs []ChannelConfig
 			cfg := c.Config()
 			for off, v := range tt.log {
-				r, err := c.Step(Record{Offset: int64(off), Value: v})
-				require.NoError(t, err)
+				r := c.Step(Record{Offset: int64(off), Value: v})
 				for _, b := range r.Blocks {
 					if b.IsConfig {
 						cfg = c.Config()
@@ -140,8 +136,7 @@ func TestCoreRestartFromBlockWithZeroMetadata(t *testing.T) {
 			require.Equal(t, int64(1), rc.NextOffset())
 			var got [][]string
 			for off := rc.NextOffset(); off < int64(len(tt.log)); off++ {
-				r, err := rc.Step(Record{Offset: off, Value: tt.log[off]})
-				require.NoError(t, err)
+				r := rc.Step(Record{Offset: off, Value: tt.log[off]})
 				for _, b := range r.Blocks {
 					got = append(got, payloads(t, b.Block))
 				}
@@ -177,16 +172,14 @@ func TestCoreRestartGateAfterOvertakenConfig(t *testing.T) {
 		{rec: normal("t2", 0), want: "produce normal t2 seq=1 orig=2\nnote resubmitted@2"},
 		{rec: resubmitted("t2", 1, 2), want: "timer start"},
 	})
-	r, err := c.Step(Record{Offset: 4, Value: ttc(2)})
-	require.NoError(t, err)
+	r := c.Step(Record{Offset: 4, Value: ttc(2)})
 	require.Equal(t, "block 2 [t2] persisted=4 orig=2 resub=1 lastconfig=1\ntimer stop", render(t, r))
 	rc, err := NewCore("testchannel", CoreState{LastBlock: proto.Clone(r.Blocks[0].Block).(*cb.Block), Config: c.Config()})
 	require.NoError(t, err)
 	require.Equal(t, c.Resubmitting(), rc.Resubmitting(), "restarted and running cores disagree on the gate")
 
 	for _, core := range []*Core{c, rc} {
-		r, err := core.Step(Record{Offset: 5, Value: configResubmitted("cfg:*:2:20:B", 1, 1)})
-		require.NoError(t, err)
+		r := core.Step(Record{Offset: 5, Value: configResubmitted("cfg:*:2:20:B", 1, 1)})
 		require.Equal(t, "note duplicate@5", render(t, r))
 		require.False(t, core.Resubmitting(), "B's re-submission was consumed: nothing is in flight")
 	}

@@ -65,33 +65,25 @@ func TestCoreTimeToCut(t *testing.T) {
 	}
 }
 
-func TestCoreTimeToCutFutureHalts(t *testing.T) {
+// TestCoreTimeToCutFutureSkipped feeds a time-to-cut for a block beyond
+// the next one, which no node of the channel writes: the core skips it,
+// changes nothing, and goes on ordering.
+func TestCoreTimeToCutFutureSkipped(t *testing.T) {
 	c := newTestCore(t, defaultConfig())
 	runScript(t, c, 0, []scriptStep{
 		{rec: normal("a", 0), want: "timer start"},
 	})
 	before := stateOf(c)
-
-	r, err := c.Step(Record{Offset: 1, Value: ttc(2)})
-	require.Error(t, err)
-	require.ErrorIs(t, err, ErrHalted)
-	require.ErrorIs(t, err, ErrInconsistent)
-	var re *RecordError
-	require.ErrorAs(t, err, &re)
-	require.Equal(t, int64(1), re.Offset)
-	require.Equal(t, "testchannel", re.Channel)
-	require.Empty(t, r.Blocks)
-	require.Empty(t, r.Produce)
-	require.Equal(t, err, c.Halted())
-	require.Equal(t, before, stateOf(c), "a halting record changes nothing")
-
-	for i, v := range [][]byte{ttc(1), normal("b", 0), config("cfg:1:1:10", 0), garbage()} {
-		r, err2 := c.Step(Record{Offset: int64(2 + i), Value: v})
-		require.Equal(t, err, err2, "a halted core returns its error")
-		require.Empty(t, render(t, r), "a halted core does nothing")
-	}
-	require.Empty(t, render(t, c.TimerFired()), "a halted core does not ask for a cut")
-	require.Equal(t, before, stateOf(c))
+	r := c.Step(Record{Offset: 1, Value: ttc(2)})
+	require.Equal(t, "note future_ttc@1", render(t, r))
+	require.ErrorContains(t, r.Notes[0].Err, "time-to-cut for block 2, but the next block is 1")
+	after := stateOf(c)
+	require.Equal(t, before, after, "a skipped record changes nothing")
+	runScript(t, c, 2, []scriptStep{
+		{rec: ttc(1), want: "block 1 [a] persisted=2 orig=0 resub=0 lastconfig=0\ntimer stop"},
+		{rec: ttc(5000), want: "note future_ttc@3"},
+		{rec: normal("b", 0), want: "timer start"},
+	})
 }
 
 func TestCoreBlockCutterMetadata(t *testing.T) {
@@ -312,8 +304,7 @@ func TestCoreConfigResubmissionGate(t *testing.T) {
 		{ttc(5), "block 5 [c] persisted=8 orig=1 resub=1 lastconfig=4\ntimer stop", false},
 	}
 	for i, s := range steps {
-		r, err := c.Step(Record{Offset: int64(i), Value: s.rec})
-		require.NoError(t, err)
+		r := c.Step(Record{Offset: int64(i), Value: s.rec})
 		require.Equal(t, s.want, render(t, r), "offset %d", i)
 		require.Equal(t, s.resubmitting, c.Resubmitting(), "offset %d", i)
 		keep(r)
@@ -329,8 +320,7 @@ func TestCoreConfigResubmissionGate(t *testing.T) {
 		require.Equal(t, wantGate, rc.Resubmitting(), "restart from block %d", b.Header.Number)
 		var got [][]byte
 		for off := rc.NextOffset(); off < int64(len(steps)); off++ {
-			r, err := rc.Step(Record{Offset: off, Value: steps[off].rec})
-			require.NoError(t, err)
+			r := rc.Step(Record{Offset: off, Value: steps[off].rec})
 			got = append(got, blockBytes(t, r)...)
 			require.Equal(t, steps[off].resubmitting, rc.Resubmitting(), "restart from block %d, offset %d", b.Header.Number, off)
 		}
@@ -392,8 +382,7 @@ func TestCoreConfigResubmissionGateStuck(t *testing.T) {
 		{rec: configResubmitted("cfg:2:2:20:B", 1, 1), want: "note invalid@3"},
 	})
 	require.False(t, c.Resubmitting(), "the only re-submitted config was consumed and dropped: nothing is in flight")
-	r, err := c.Step(Record{Offset: 4, Value: normal("big1", 2)})
-	require.NoError(t, err)
+	r := c.Step(Record{Offset: 4, Value: normal("big1", 2)})
 	require.Len(t, r.Blocks, 1)
 	rc, err := NewCore("testchannel", CoreState{LastBlock: r.Blocks[0].Block, Config: c.Config()})
 	require.NoError(t, err)
@@ -429,8 +418,7 @@ func TestCoreSkipsForeignRecords(t *testing.T) {
 				{rec: normal("p", 0), want: "timer start"},
 			})
 			before := stateOf(c)
-			r, err := c.Step(Record{Offset: 2, Value: tt.value})
-			require.NoError(t, err)
+			r := c.Step(Record{Offset: 2, Value: tt.value})
 			want := ""
 			if tt.note {
 				want = "note skipped@2"
@@ -468,8 +456,7 @@ func contents(t *testing.T, log [][]byte) []string {
 	c := newTestCore(t, defaultConfig())
 	var out []string
 	for off, v := range log {
-		r, err := c.Step(Record{Offset: int64(off), Value: v})
-		require.NoError(t, err)
+		r := c.Step(Record{Offset: int64(off), Value: v})
 		for _, b := range r.Blocks {
 			out = append(out, fmt.Sprintf("%d %v %q", b.Block.Header.Number, b.IsConfig, b.Block.Data.Data))
 		}
@@ -628,9 +615,7 @@ func (s *sim) ready(off int64, v []byte) {
 		if off < 0 {
 			r = c.TimerFired()
 		} else {
-			var err error
-			r, err = c.Step(Record{Offset: off, Value: v})
-			require.NoError(t, err, "seed %d offset %d", s.seed, off)
+			r = c.Step(Record{Offset: off, Value: v})
 		}
 		got, blocks := render(t, r), blockBytes(t, r)
 		if i == 0 {
@@ -711,7 +696,6 @@ func TestCoreNewCoreErrors(t *testing.T) {
 	require.Equal(t, int64(0), c.NextOffset())
 	require.Equal(t, uint64(1), c.Height())
 	require.Zero(t, c.Pending())
-	require.NoError(t, c.Halted())
 	require.False(t, c.Resubmitting())
 }
 
@@ -719,11 +703,9 @@ func TestCoreNewCoreErrors(t *testing.T) {
 // are not modified.
 func TestCoreReadyReuse(t *testing.T) {
 	c := newTestCore(t, defaultConfig())
-	r, err := c.Step(Record{Offset: 0, Value: normal("big1", 0)})
-	require.NoError(t, err)
+	r := c.Step(Record{Offset: 0, Value: normal("big1", 0)})
 	b1 := r.Blocks[0].Block
 	want := marshal(t, b1)
-	_, err = c.Step(Record{Offset: 1, Value: normal("big2", 0)})
-	require.NoError(t, err)
+	_ = c.Step(Record{Offset: 1, Value: normal("big2", 0)})
 	require.Equal(t, want, marshal(t, b1))
 }

@@ -61,6 +61,13 @@ func (h *health) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Co
 	}
 }
 
+// reset forgets past failures: consumption starts anew.
+func (h *health) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.connFailedSince, h.partFailedSince = time.Time{}, time.Time{}
+}
+
 func (h *health) partitionFailed() {
 	h.mu.Lock()
 	defer h.mu.Unlock()

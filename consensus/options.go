@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
 
 // Signer signs blocks on behalf of a node: msp.SigningIdentity satisfies
@@ -77,6 +79,9 @@ type settings struct {
 	signer       Signer
 	parser       ConfigParser
 	kgoOpts      []kgo.Opt
+	sources      []BlockSource
+	verifier     func(ChannelConfig, *cb.Block) error
+	validateAll  bool
 }
 
 func defaultSettings() settings {
@@ -89,6 +94,14 @@ func defaultSettings() settings {
 		linger:       2 * time.Millisecond,
 		parser:       BundleConfigParser(),
 	}
+}
+
+// coreOpts are the options the chains' cores are made with.
+func (c *settings) coreOpts() []CoreOpt {
+	if c.validateAll {
+		return []CoreOpt{ValidateEveryEnvelope()}
+	}
+	return nil
 }
 
 func (c *settings) validate() error {
@@ -185,6 +198,31 @@ func WithSigner(s Signer) Opt { return func(c *settings) { c.signer = s } }
 // blocks; it is the validation hook (see ChannelConfig). The default is
 // BundleConfigParser().
 func WithConfigParser(p ConfigParser) Opt { return func(c *settings) { c.parser = p } }
+
+// WithBlockSources gives the chains other nodes to catch up from when
+// their log no longer holds records they need (see BlockSource), tried in
+// order. Without sources, such a chain halts with ErrRecordsMissing.
+func WithBlockSources(srcs ...BlockSource) Opt {
+	return func(c *settings) { c.sources = append(c.sources, srcs...) }
+}
+
+// WithBlockVerifier replaces how the signatures of a block pulled from a
+// BlockSource are verified (by default, the configuration's BlockVerifier:
+// one valid signature of an orderer organisation's member). verify gets
+// the configuration in force before the block; the block's number, hashes
+// and metadata are checked whatever it does.
+func WithBlockVerifier(verify func(cfg ChannelConfig, b *cb.Block) error) Opt {
+	return func(c *settings) { c.verifier = verify }
+}
+
+// WithEnvelopeValidation makes every node validate each normal envelope it
+// consumes against the configuration in force at that point of the log
+// (signature, Writers policy), and skip invalid ones identically (see
+// ValidateEveryEnvelope), instead of trusting the node that produced it.
+// Off by default: Kafka ACLs that let only orderers write to channel
+// topics make it unnecessary. Its cost is one validation per envelope on
+// every node.
+func WithEnvelopeValidation() Opt { return func(c *settings) { c.validateAll = true } }
 
 // WithKgoOpts adds franz-go client options, after the chain's own (for
 // example kgo.WithHooks for kotel or kslog).

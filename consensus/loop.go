@@ -1,0 +1,429 @@
+package consensus
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
+)
+
+// This file is the chain's loop: the one goroutine that owns the core and
+// the ledger's write side. It sets Kafka up, checks the log before trusting
+// it (and catches up from other nodes when records are missing), then feeds
+// every record to the core and carries out what it decides. While the log
+// cannot be consumed it stops consuming and probes with metadata and
+// offset requests only; it checks the log again before consuming again.
+
+const (
+	logWarn  = slog.LevelWarn
+	logError = slog.LevelError
+)
+
+// probeInterval is how often an errored chain asks Kafka whether the log
+// can be used again.
+const probeInterval = 500 * time.Millisecond
+
+// run is the chain's loop.
+func (ch *Chain) run() {
+	defer close(ch.done)
+	defer func() {
+		if cl := ch.client.Load(); cl != nil {
+			cl.Close()
+		}
+	}()
+	if err := ch.setUp(); err != nil {
+		ch.fatal(fmt.Errorf("kafka set-up: %w", err))
+		return
+	}
+	cl := ch.client.Load()
+	if err := ch.retry(step{"check the log", func() error { return ch.trustLog(cl) }}, step{"post connect", ch.postConnect}); err != nil {
+		ch.fatal(err)
+		return
+	}
+	ch.consumeFrom(cl)
+	ch.setState(func(s *state) { s.status, s.resubmitting = statusReady, ch.core.Resubmitting() })
+	ch.log.Info("chain ready", "height", ch.core.Height(), "next_offset", ch.core.Position())
+
+	fetches := make(chan kgo.Fetches)
+	var pollers sync.WaitGroup
+	pollers.Add(1)
+	go func() {
+		defer pollers.Done()
+		ch.poll(cl, fetches)
+	}()
+	defer pollers.Wait()
+
+	batch := time.NewTimer(time.Hour)
+	batch.Stop()
+	defer batch.Stop()
+	check := time.NewTicker(min(max(ch.cfg.errorTimeout/4, 10*time.Millisecond), 250*time.Millisecond))
+	defer check.Stop()
+
+	for {
+		select {
+		case <-ch.ctx.Done():
+			return
+		case fs := <-fetches:
+			ch.fetched(fs, batch)
+		case <-check.C:
+			ch.checkHealth(cl)
+		case <-batch.C:
+			ch.apply(ch.core.TimerFired(), batch)
+		}
+	}
+}
+
+// fatal halts the chain for err (unless it is already stopping) and logs
+// the cause at ERROR.
+func (ch *Chain) fatal(err error) {
+	if ch.ctx.Err() != nil {
+		return
+	}
+	if !errors.Is(err, ErrHalted) {
+		err = fmt.Errorf("%w: channel %s: %w", ErrHalted, ch.channel, err)
+	}
+	ch.log.Error("chain halted", "err", err)
+	ch.halt(err)
+}
+
+// consumeFrom starts consuming the partition at the core's position.
+func (ch *Chain) consumeFrom(cl *kgo.Client) {
+	ch.health.reset()
+	ch.consuming = true
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{ch.topic: {0: kgo.NewOffset().At(ch.core.Position())}})
+}
+
+// stopConsuming stops fetching the partition until the log is checked
+// again.
+func (ch *Chain) stopConsuming(cl *kgo.Client) {
+	ch.consuming = false
+	cl.RemoveConsumePartitions(map[string][]int32{ch.topic: {0}})
+}
+
+// trustLog reads the log and lets the core check it against the ledger.
+// Missing records are caught up from the block sources; any other verdict
+// is permanent. An error reading the log is returned as is, to be retried.
+func (ch *Chain) trustLog(cl *kgo.Client) error {
+	for {
+		v, err := readLog(ch.ctx, cl, ch.topic, ch.core.FingerprintOffset())
+		if err != nil {
+			return err
+		}
+		err = ch.core.CheckLog(v)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrRecordsMissing) {
+			return &permanentError{err}
+		}
+		var missing *LogError
+		errors.As(err, &missing)
+		if caught := ch.catchUp(missing); caught != nil {
+			return &permanentError{caught}
+		}
+	}
+}
+
+// fetched handles what one poll returned.
+func (ch *Chain) fetched(fs kgo.Fetches, batch *time.Timer) {
+	for _, t := range fs {
+		for _, ft := range t.Topics {
+			if id := ch.core.TopicID(); id != nil && ft.TopicID != ([16]byte{}) && !bytes.Equal(ft.TopicID[:], id) {
+				// A record from another topic of the same name: consume
+				// nothing more before checking the log.
+				ch.errored(fmt.Errorf("fetch from topic ID %s", hexID(ft.TopicID[:])))
+				return
+			}
+		}
+	}
+	fs.EachError(func(_ string, p int32, err error) {
+		ch.health.partitionFailed()
+		ch.quiet.Log(logWarn, "fetch", "cannot consume", "partition", p, "next", ch.core.Position(), "err", err)
+		if errors.Is(err, kerr.OffsetOutOfRange) || errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition) {
+			// The log changed under the consumer: check it now.
+			ch.errored(err)
+		}
+	})
+	if !ch.consuming {
+		return
+	}
+	fs.EachRecord(func(r *kgo.Record) {
+		if ch.ctx.Err() == nil && ch.consuming {
+			ch.consume(r, batch)
+		}
+	})
+	if fs.NumRecords() > 0 {
+		ch.health.recordConsumed()
+	}
+}
+
+// checkHealth moves the chain between ready and errored: errored once
+// consumption has failed for the error timeout; then, every probe
+// interval, it reads the log and checks it, and consumes again once it
+// can be trusted.
+func (ch *Chain) checkHealth(cl *kgo.Client) {
+	if ch.st.Load().status == statusErrored {
+		if time.Since(ch.probedAt) >= probeInterval {
+			ch.probedAt = time.Now()
+			ch.probe(cl)
+		}
+		return
+	}
+	since, _ := ch.health.failingSince()
+	if !since.IsZero() && time.Since(since) >= ch.cfg.errorTimeout {
+		ch.errored(fmt.Errorf("consumption failing since %v", since.Round(time.Millisecond)))
+	}
+}
+
+// errored stops consuming and marks the chain errored, with cause.
+func (ch *Chain) errored(cause error) {
+	if ch.st.Load().status == statusErrored {
+		return
+	}
+	ch.stopConsuming(ch.client.Load())
+	ch.probedAt = time.Time{}
+	ch.log.Warn("cannot consume from kafka, chain errored", "err", cause)
+	ch.setState(func(s *state) { s.status, s.cause = statusErrored, cause })
+}
+
+// probe reads the log of an errored chain; once it can be read and
+// trusted, the chain consumes again.
+func (ch *Chain) probe(cl *kgo.Client) {
+	err := ch.trustLog(cl)
+	var perm *permanentError
+	switch {
+	case errors.As(err, &perm):
+		ch.fatal(perm.err)
+	case err != nil:
+		ch.quiet.Log(logWarn, "probe", "kafka still unusable", "err", err)
+		ch.setState(func(s *state) { s.cause = err })
+	default:
+		ch.quiet.Reset("probe")
+		ch.quiet.Reset("fetch")
+		ch.consumeFrom(cl)
+		ch.log.Info("consuming again", "next_offset", ch.core.Position())
+		ch.setState(func(s *state) { s.status, s.cause = statusReady, nil })
+	}
+}
+
+func (ch *Chain) poll(cl *kgo.Client, out chan<- kgo.Fetches) {
+	for {
+		fs := cl.PollFetches(ch.ctx)
+		if fs.IsClientClosed() || ch.ctx.Err() != nil {
+			return
+		}
+		select {
+		case out <- fs:
+		case <-ch.ctx.Done():
+			return
+		}
+	}
+}
+
+func (ch *Chain) consume(r *kgo.Record, batch *time.Timer) {
+	if r.Partition != 0 || r.Topic != ch.topic || r.Offset < ch.core.Position() {
+		return // not ours, or delivered again after a consumer restart
+	}
+	ready := ch.core.Step(Record{Offset: r.Offset, LeaderEpoch: r.LeaderEpoch, Value: r.Value})
+	if len(r.Headers) > 0 {
+		ch.tracing.consumed(r, ready.Notes)
+	}
+	ch.apply(ready, batch)
+}
+
+// apply carries out a Ready: append and sign blocks, produce messages, set
+// the timer, log and count notes, publish the new config and gate.
+func (ch *Chain) apply(r *Ready, batch *time.Timer) {
+	ctx := ch.ctx
+	now := time.Now()
+	for _, b := range r.Blocks {
+		if err := ch.write(ctx, b); err != nil {
+			ch.fatal(err)
+			return
+		}
+		fill := time.Duration(0)
+		if !ch.batchStart.IsZero() {
+			fill = now.Sub(ch.batchStart)
+			ch.batchStart = time.Time{}
+		}
+		ch.metrics.blockWritten(ctx, b, fill)
+		if b.IsConfig {
+			ch.config.Store(&configBox{ch.core.Config()})
+			ch.log.Info("config applied", "block", b.Block.Header.Number, "sequence", ch.core.Config().Sequence())
+		}
+	}
+	if ch.core.Pending() > 0 && ch.batchStart.IsZero() {
+		ch.batchStart = now
+	}
+	cl := ch.client.Load()
+	for _, m := range r.Produce {
+		rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeMessage(m)}
+		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			if err != nil && ctx.Err() == nil {
+				ch.quiet.Log(logWarn, "produce", "producing", "message", m.String(), "err", err)
+			}
+		})
+	}
+	switch r.Timer {
+	case TimerStart:
+		batch.Reset(ch.core.BatchTimeout())
+	case TimerStop:
+		batch.Stop()
+	}
+	for _, n := range r.Notes {
+		ch.metrics.skipped.Add(ctx, 1, ch.metrics.reason(n.Kind.String()))
+		switch n.Kind {
+		case NoteSkipped, NoteInvalid, NoteEmptyTimeToCut, NoteFutureTimeToCut:
+			ch.quiet.Log(logWarn, "note:"+n.Kind.String(), "record not ordered", "kind", n.Kind, "offset", n.Offset, "err", n.Err)
+		default:
+			ch.log.Debug("record", "kind", n.Kind, "offset", n.Offset)
+		}
+	}
+	if resub := ch.core.Resubmitting(); resub != ch.st.Load().resubmitting {
+		ch.setState(func(s *state) { s.resubmitting = resub })
+	}
+}
+
+// write signs block b and appends it to the ledger.
+func (ch *Chain) write(ctx context.Context, b Block) error {
+	span := ch.tracing.start(ctx, ch.channel, b)
+	err := ch.sign(b.Block)
+	if err != nil {
+		err = fmt.Errorf("signing block %d: %w", b.Block.Header.Number, err)
+	} else if err = ledger.AppendBuilt(ch.ledger, b.Block); err != nil {
+		err = fmt.Errorf("appending block %d: %w", b.Block.Header.Number, err)
+	}
+	endSpan(span, err)
+	return err
+}
+
+// sign adds the node's signature to the block's SIGNATURES slot: over the
+// slot's value (set by the core), the signature header and the block
+// header bytes.
+func (ch *Chain) sign(b *cb.Block) error {
+	if ch.cfg.signer == nil {
+		return nil
+	}
+	nonce := make([]byte, 24)
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	sh, err := protoutil.Marshal(&cb.SignatureHeader{Creator: ch.creator, Nonce: nonce})
+	if err != nil {
+		return err
+	}
+	md, err := protoutil.Metadata(b, cb.BlockMetadataIndex_SIGNATURES)
+	if err != nil {
+		return err
+	}
+	hb := protoutil.HeaderBytes(b.Header)
+	msg := make([]byte, 0, len(md.Value)+len(sh)+len(hb))
+	msg = append(append(append(msg, md.Value...), sh...), hb...)
+	sig, err := ch.cfg.signer.Sign(msg)
+	if err != nil {
+		return err
+	}
+	md.Signatures = []*cb.MetadataSignature{{SignatureHeader: sh, Signature: sig}}
+	protoutil.SetMetadata(b, cb.BlockMetadataIndex_SIGNATURES, md)
+	return nil
+}
+
+// catchUp pulls the blocks the log no longer holds from the block sources,
+// in turn, until the log holds every record after the last block pulled.
+// A source that serves a block that does not verify is skipped. It returns
+// nil once caught up (the caller checks the log again), or missing when no
+// source could serve the blocks.
+func (ch *Chain) catchUp(missing *LogError) error {
+	ch.log.Warn("records missing from the log, catching up from other nodes", "err", missing, "sources", len(ch.cfg.sources))
+	for _, src := range ch.cfg.sources {
+		before := ch.core.Height()
+		err := ch.pull(src)
+		if ch.ctx.Err() != nil {
+			return ch.ctx.Err()
+		}
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			return perm.err // the ledger failed: no source can help
+		}
+		if err != nil {
+			ch.log.Warn("block source skipped", "source", sourceName(src), "err", err)
+		}
+		if ch.core.Height() == before {
+			continue
+		}
+		ch.log.Info("caught up from a block source", "source", sourceName(src), "from", before, "height", ch.core.Height(), "next_offset", ch.core.Position())
+		if ch.core.Position() >= missing.Start {
+			return nil
+		}
+	}
+	return missing
+}
+
+// pull appends the blocks src serves after the ledger's last one, each
+// verified, and restarts the core after the last.
+func (ch *Chain) pull(src BlockSource) error {
+	last, err := ch.ledger.Block(ch.ledger.Height() - 1)
+	if err != nil {
+		return err
+	}
+	cfg := ch.core.Config()
+	lastConfig, err := protoutil.LastConfigIndex(last)
+	if err != nil {
+		return err
+	}
+	prev, appended := last.Header, false
+	defer func() {
+		if appended {
+			ch.restartCore(cfg)
+		}
+	}()
+	return src.Blocks(ch.ctx, ch.channel, prev.Number+1, func(b *cb.Block) error {
+		next, err := verifyBlock(prev, lastConfig, b, cfg, ch.cfg.verifier)
+		if err != nil {
+			return err
+		}
+		if err := ch.ledger.Append(b); err != nil {
+			return &permanentError{fmt.Errorf("appending block %d: %w", b.Header.Number, err)}
+		}
+		if next != cfg {
+			lastConfig = b.Header.Number
+		}
+		prev, cfg, appended = b.Header, next, true
+		return nil
+	})
+}
+
+// restartCore replaces the core by one that continues after the ledger's
+// last block, with cfg in force.
+func (ch *Chain) restartCore(cfg ChannelConfig) {
+	last, err := ch.ledger.Block(ch.ledger.Height() - 1)
+	if err == nil {
+		var core *Core
+		if core, err = NewCore(ch.channel, CoreState{LastBlock: last, Config: cfg}, ch.cfg.coreOpts()...); err == nil {
+			ch.core = core
+			ch.config.Store(&configBox{cfg})
+			ch.tracing.lastOff = core.LastOffsetPersisted()
+			return
+		}
+	}
+	ch.fatal(fmt.Errorf("restarting after catch-up: %w", err))
+}
+
+// sourceName names a block source in logs.
+func sourceName(src BlockSource) string {
+	if s, ok := src.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprintf("%T", src)
+}

@@ -254,6 +254,9 @@ func (ch *Chain) unavailable(s *state) error {
 	case statusNew, statusStarting:
 		return fmt.Errorf("%w: channel %s is %v", ErrNotReady, ch.channel, s.status)
 	case statusErrored:
+		if s.cause != nil {
+			return fmt.Errorf("%w: channel %s cannot consume from kafka: %w", ErrNotReady, ch.channel, s.cause)
+		}
 		return fmt.Errorf("%w: channel %s cannot consume from kafka", ErrNotReady, ch.channel)
 	}
 	return nil

@@ -129,7 +129,10 @@ func (ch *Chain) trustLog(cl *kgo.Client) error {
 		}
 		var missing *LogError
 		errors.As(err, &missing)
-		if caught := ch.catchUp(missing); caught != nil {
+		switch caught := ch.catchUp(missing); {
+		case errors.Is(caught, errSourcesBehind):
+			return caught
+		case caught != nil:
 			return &permanentError{caught}
 		}
 	}
@@ -341,11 +344,15 @@ func (ch *Chain) sign(b *cb.Block) error {
 
 // catchUp pulls the blocks the log no longer holds from the block sources,
 // in turn, until the log holds every record after the last block pulled.
-// A source that serves a block that does not verify is skipped. It returns
-// nil once caught up (the caller checks the log again), or missing when no
-// source could serve the blocks.
+// A source that fails or serves a block that does not verify is skipped.
+// It returns nil once caught up (the caller checks the log again); an error
+// wrapping missing and errSourcesBehind when the sources answered but none
+// has cut a block past the gap yet (the records after their last block,
+// gone from the log, are still in their memory: they will cut them), to be
+// retried; or missing itself when no source could be used.
 func (ch *Chain) catchUp(missing *LogError) error {
-	ch.log.Warn("records missing from the log, catching up from other nodes", "err", missing, "sources", len(ch.cfg.sources))
+	ch.quiet.Log(logWarn, "catch-up", "records missing from the log, catching up from other nodes", "err", missing, "sources", len(ch.cfg.sources))
+	usable := false
 	for _, src := range ch.cfg.sources {
 		before := ch.core.Height()
 		err := ch.pull(src)
@@ -358,17 +365,26 @@ func (ch *Chain) catchUp(missing *LogError) error {
 		}
 		if err != nil {
 			ch.log.Warn("block source skipped", "source", sourceName(src), "err", err)
-		}
-		if ch.core.Height() == before {
 			continue
 		}
-		ch.log.Info("caught up from a block source", "source", sourceName(src), "from", before, "height", ch.core.Height(), "next_offset", ch.core.Position())
+		usable = true
+		if ch.core.Height() > before {
+			ch.log.Info("caught up from a block source", "source", sourceName(src), "from", before, "height", ch.core.Height(), "next_offset", ch.core.Position())
+		}
 		if ch.core.Position() >= missing.Start {
+			ch.quiet.Reset("catch-up")
 			return nil
 		}
 	}
+	if usable {
+		return fmt.Errorf("%w: %w", errSourcesBehind, missing)
+	}
 	return missing
 }
+
+// errSourcesBehind reports block sources that have no block past the
+// records missing from the log yet.
+var errSourcesBehind = errors.New("no block source has cut a block past the missing records yet")
 
 // pull appends the blocks src serves after the ledger's last one, each
 // verified, and restarts the core after the last.

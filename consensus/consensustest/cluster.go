@@ -69,7 +69,13 @@ type clusterConfig struct {
 	absoluteMax  uint32
 	batchTimeout time.Duration
 	unsigned     bool
+	noSources    bool
 }
+
+// WithoutBlockSources stops the nodes from serving each other blocks: by
+// default every node's consenter has the other nodes as block sources
+// (consensus.WithBlockSources), to catch up from when its log lost records.
+func WithoutBlockSources() ClusterOpt { return func(c *clusterConfig) { c.noSources = true } }
 
 // WithNodes sets the number of ordering nodes (default DefaultNodes).
 func WithNodes(n int) ClusterOpt { return func(c *clusterConfig) { c.nodes = n } }
@@ -670,6 +676,13 @@ func (n *Node) buildLocked() error {
 	if n.signer != nil {
 		opts = append(opts, consensus.WithSigner(n.signer))
 	}
+	if !c.cfg.noSources {
+		for i := range c.cfg.nodes {
+			if i != n.id {
+				opts = append(opts, consensus.WithBlockSources(nodeSource{c: c, id: i}))
+			}
+		}
+	}
 	opts = append(opts, c.cfg.opts...)
 	cons, err := consensus.NewConsenter(opts...)
 	if err != nil {
@@ -731,3 +744,47 @@ func (n *Node) close() {
 		delete(n.ledgers, name)
 	}
 }
+
+// nodeSource serves the blocks of node id of c, found when asked (the
+// nodes of a cluster are built one after the other).
+type nodeSource struct {
+	c  *Cluster
+	id int
+}
+
+func (s nodeSource) String() string { return fmt.Sprintf("node%d", s.id) }
+
+// Blocks serves the blocks of the node's ledger.
+func (s nodeSource) Blocks(ctx context.Context, channel string, from uint64, fn func(*cb.Block) error) error {
+	if s.id >= len(s.c.nodes) {
+		return fmt.Errorf("consensustest: node %d does not exist yet", s.id)
+	}
+	return s.c.nodes[s.id].Blocks(ctx, channel, from, fn)
+}
+
+var _ consensus.BlockSource = (*Node)(nil)
+
+// Blocks serves, as a consensus.BlockSource, the blocks of the node's
+// ledger of channel from number from to its last block.
+func (n *Node) Blocks(ctx context.Context, channel string, from uint64, fn func(*cb.Block) error) error {
+	l := n.Ledger(channel)
+	if l == nil {
+		return fmt.Errorf("consensustest: node %d has no open ledger of %q", n.id, channel)
+	}
+	for h := l.Height(); from < h; from++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, err := l.Block(from)
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// String names the node, as "node0".
+func (n *Node) String() string { return fmt.Sprintf("node%d", n.id) }

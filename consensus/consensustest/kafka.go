@@ -10,8 +10,10 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -357,4 +359,55 @@ func (s slogLogger) Logf(level kfake.LogLevel, format string, args ...any) {
 		return
 	}
 	s.l.Log(ctx, lvl, fmt.Sprintf(format, args...), "component", "kfake")
+}
+
+// DeleteRecords deletes the records of partition 0 of topic before offset,
+// as retention or kafka-delete-records do: the log then starts at offset.
+// Like DeleteTopic, it connects in plaintext without authentication.
+func (k *Kafka) DeleteRecords(ctx context.Context, topic string, offset int64) error {
+	adm, closeAdm, err := k.admin()
+	if err != nil {
+		return err
+	}
+	defer closeAdm()
+	offs := make(kadm.Offsets)
+	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: offset})
+	res, err := adm.DeleteRecords(ctx, offs)
+	if err != nil {
+		return fmt.Errorf("consensustest: deleting records of %s: %w", topic, err)
+	}
+	if r, ok := res.Lookup(topic, 0); !ok || r.Err != nil {
+		return fmt.Errorf("consensustest: deleting records of %s before %d: %v", topic, offset, r.Err)
+	}
+	return nil
+}
+
+// DeleteTopic deletes topic. A chain recreates its topic when it starts
+// (with a new topic ID); a node whose ledger came from the old topic then
+// refuses it (consensus.ErrLogReplaced).
+func (k *Kafka) DeleteTopic(ctx context.Context, topic string) error {
+	adm, closeAdm, err := k.admin()
+	if err != nil {
+		return err
+	}
+	defer closeAdm()
+	res, err := adm.DeleteTopic(ctx, topic)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return fmt.Errorf("consensustest: deleting topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// admin returns an admin client of the cluster and its closer. It
+// connects in plaintext without authentication: on a cluster started with
+// WithTLS or WithSASLUser, use kadm with a client of your own.
+func (k *Kafka) admin() (*kadm.Client, func(), error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.addrs...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("consensustest: admin client: %w", err)
+	}
+	return kadm.NewClient(cl), cl.Close, nil
 }

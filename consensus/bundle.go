@@ -13,7 +13,10 @@ type BundleConfig struct {
 	*channelconfig.Bundle
 }
 
-var _ ChannelConfig = BundleConfig{}
+var (
+	_ ChannelConfig = BundleConfig{}
+	_ BlockVerifier = BundleConfig{}
+)
 
 // BatchLimits returns the bundle's batch size as block cutter limits.
 func (b BundleConfig) BatchLimits() blockcutter.Limits {

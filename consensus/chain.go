@@ -413,7 +413,11 @@ func getPending() *pending { return pendingPool.Get().(*pending) }
 func (p *pending) answered(r *kgo.Record, err error) {
 	ch, ctx, span, promise := p.ch, p.ctx, p.span, p.promise
 	<-ch.inflight
-	if err != nil {
+	if err != nil && ch.ctx.Err() != nil {
+		// The chain halted with the envelope in flight: say so, not what
+		// closing the client made of it.
+		err = fmt.Errorf("%w: %w", ErrNotAcknowledged, ch.Err())
+	} else if err != nil {
 		err = fmt.Errorf("%w: channel %s: %w", ErrNotAcknowledged, ch.channel, err)
 		span.SetStatus(codes.Error, err.Error())
 	} else {

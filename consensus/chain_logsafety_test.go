@@ -1,18 +1,25 @@
 package consensus_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
+	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
 
 // endOffset returns the end offset of partition 0 of topic.
@@ -44,7 +51,7 @@ func waitHalted(t *testing.T, ctx context.Context, chain *consensus.Chain) error
 func TestLogRecordsMissingCatchUp(t *testing.T) {
 	k := itKafka(t)
 	ctx := itCtx(t, 60*time.Second)
-	c := itCluster(t, ctx, k, consensustest.WithNodeLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	c := itCluster(t, ctx, k)
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
 	orderSome(t, ctx, c, ch, "before", 10, acks)
@@ -105,7 +112,7 @@ func TestLogRecordsMissingNoSource(t *testing.T) {
 func TestLogReplacedWhileNodeStopped(t *testing.T) {
 	k := itKafka(t)
 	ctx := itCtx(t, 60*time.Second)
-	c := itCluster(t, ctx, k, consensustest.WithNodeLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	c := itCluster(t, ctx, k)
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
 	orderSome(t, ctx, c, ch, "before", 20, acks)
@@ -124,4 +131,324 @@ func TestLogReplacedWhileNodeStopped(t *testing.T) {
 	require.Equal(t, heights, c.Heights(ch), "no node wrote a block")
 	require.NoError(t, c.CheckConsistent(ch))
 	require.Equal(t, int64(0), endOffset(t, ctx, k, ch), "no node produced into the new log")
+}
+
+// lineCounter is a slog handler that counts the lines logged at WARN or
+// above, and remembers the ERROR lines.
+type lineCounter struct {
+	mu     *sync.Mutex
+	lines  *int
+	errors *[]string
+	attrs  []slog.Attr
+}
+
+func newLineCounter() *lineCounter {
+	return &lineCounter{mu: new(sync.Mutex), lines: new(int), errors: new([]string)}
+}
+
+func (h *lineCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *lineCounter) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.lines++
+	if r.Level >= slog.LevelError {
+		msg := r.Message
+		r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+		*h.errors = append(*h.errors, msg)
+	}
+	return nil
+}
+
+func (h *lineCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(c.attrs[:len(c.attrs):len(c.attrs)], as...)
+	return &c
+}
+
+func (h *lineCounter) WithGroup(string) slog.Handler { return h }
+
+// count returns the lines counted and the ERROR lines.
+func (h *lineCounter) count() (int, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return *h.lines, append([]string(nil), *h.errors...)
+}
+
+// TestLogReplacedWhileRunning deletes the topic under running nodes, then
+// creates it again as an operator would: the nodes go errored (and say so
+// once each), then every node refuses the new log with ErrLogReplaced.
+// Nothing is written, nothing produced into the new log, and the logs stay
+// short.
+func TestLogReplacedWhileRunning(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	lines := newLineCounter()
+	c := itCluster(t, ctx, k, consensustest.WithNodeLogger(slog.New(lines)))
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 20, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	heights := c.Heights(ch)
+
+	require.NoError(t, k.DeleteTopic(ctx, ch))
+	waitErrored(t, c, ch, 10*time.Second)
+	time.Sleep(2 * time.Second) // errored for a while: probes keep failing
+	_, err := kadm.NewClient(rawClient(t, k)).CreateTopic(ctx, 1, 3, nil, ch)
+	require.NoError(t, err)
+	for i := range c.Len() {
+		err := waitHalted(t, ctx, c.Node(i).Chain(ch))
+		require.ErrorIs(t, err, consensus.ErrLogReplaced, "node %d", i)
+	}
+	require.Equal(t, heights, c.Heights(ch), "no node wrote a block")
+	require.NoError(t, c.CheckConsistent(ch))
+	require.Equal(t, int64(0), endOffset(t, ctx, k, ch), "no node produced into the new log")
+	n, errs := lines.count()
+	t.Logf("%d lines at WARN or above; ERROR: %q", n, errs)
+	require.Len(t, errs, c.Len(), "one ERROR line per node: its halt")
+	for _, e := range errs {
+		require.Contains(t, e, "log replaced")
+	}
+	require.Less(t, n, 20*c.Len(), "a few lines per node, not a flood")
+}
+
+// TestLogRecordsDeletedUpToResume deletes the records before a stopped
+// node's resume offset exactly: nothing it needs is missing, and it resumes
+// from the log without catching up.
+func TestLogRecordsDeletedUpToResume(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k, consensustest.WithoutBlockSources())
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 10, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	c.Node(2).Stop()
+	md, err := consensus.KafkaMetadataOf(lastBlock(t, c.Node(2).Ledger(ch)))
+	require.NoError(t, err)
+	orderSome(t, ctx, c, ch, "while-stopped", 25, acks)
+	require.NoError(t, k.DeleteRecords(ctx, ch, md.LastOffsetPersisted+1))
+
+	require.NoError(t, c.Node(2).Restart())
+	require.NoError(t, c.Node(2).WaitReady(ctx))
+	orderSome(t, ctx, c, ch, "after", 10, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+}
+
+// lastBlock returns the last block of l.
+func lastBlock(t *testing.T, l ledger.Reader) *cb.Block {
+	t.Helper()
+	b, err := l.Block(l.Height() - 1)
+	require.NoError(t, err)
+	return b
+}
+
+// joinNode starts a new node on k's channel ch from its genesis block,
+// with sources to catch up from, and returns its chain and ledger.
+func joinNode(t *testing.T, ctx context.Context, k *consensustest.Kafka, c *consensustest.Cluster, ch string, sources ...consensus.BlockSource) (*consensus.Chain, *ledger.Memory) {
+	t.Helper()
+	cons, err := consensus.NewConsenter(
+		consensus.WithSeedBrokers(k.Addrs()...),
+		consensus.WithClientID("joiner"),
+		consensus.WithRetry(consensustest.FastRetryPolicy()),
+		consensus.WithLogger(slog.New(slog.DiscardHandler)),
+		consensus.WithBlockSources(sources...),
+	)
+	require.NoError(t, err)
+	t.Cleanup(cons.Close)
+	l := ledger.NewMemory()
+	chain, err := cons.NewChain(ch, l, c.Genesis(ch))
+	require.NoError(t, err)
+	chain.Start()
+	return chain, l
+}
+
+// tamperedSource serves a node's blocks with the data of block bad
+// altered; it counts the blocks it served.
+type tamperedSource struct {
+	node   *consensustest.Node
+	bad    uint64
+	served int
+}
+
+func (s *tamperedSource) Blocks(ctx context.Context, channel string, from uint64, fn func(*cb.Block) error) error {
+	return s.node.Blocks(ctx, channel, from, func(b *cb.Block) error {
+		s.served++
+		if b.Header.Number == s.bad {
+			b = proto.Clone(b).(*cb.Block)
+			b.Data.Data[0] = append(bytes.Clone(b.Data.Data[0]), 0)
+		}
+		return fn(b)
+	})
+}
+
+// TestLogNewNodeOnboardsFromSources starts a brand-new node after the
+// channel's first records were deleted: it pulls every block from the
+// other nodes, skipping a source that serves a tampered block, and its
+// ledger ends up identical to theirs.
+func TestLogNewNodeOnboardsFromSources(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k)
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 30, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	require.NoError(t, k.DeleteRecords(ctx, ch, endOffset(t, ctx, k, ch)-2))
+
+	bad := &tamperedSource{node: c.Node(0), bad: 2}
+	chain, l := joinNode(t, ctx, k, c, ch, bad, c.Node(1))
+	require.NoError(t, c.Node(0).Order(ctx, ch, c.Envelope(ch, []byte(ch+"/after/first"))))
+	acks.add(ch, ch+"/after/first")
+	require.NoError(t, chain.WaitReady(ctx))
+	require.Equal(t, 2, bad.served, "the tampered source is left at its bad block")
+	orderSome(t, ctx, c, ch, "after", 10, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	require.Eventually(t, func() bool { return l.Height() == c.Node(0).Ledger(ch).Height() }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, consensustest.CompareLedgers(c.Node(0).Ledger(ch), l))
+}
+
+// TestLogNewNodeWithOnlyBadSources is TestLogNewNodeOnboardsFromSources
+// with a tampered source only: the new node halts with ErrRecordsMissing
+// and keeps only its genesis block.
+func TestLogNewNodeWithOnlyBadSources(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k)
+	ch := consensustest.DefaultChannel
+	acks := newAckLog()
+	orderSome(t, ctx, c, ch, "before", 30, acks)
+	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	require.NoError(t, k.DeleteRecords(ctx, ch, endOffset(t, ctx, k, ch)))
+
+	chain, l := joinNode(t, ctx, k, c, ch, &tamperedSource{node: c.Node(0), bad: 1})
+	err := waitHalted(t, ctx, chain)
+	require.ErrorIs(t, err, consensus.ErrRecordsMissing)
+	require.Equal(t, uint64(1), l.Height())
+}
+
+// TestLogSecondClusterOnTheSameTopic starts, for a while, a second cluster
+// with the same channel name (its own organisation, another batch size) on
+// the same Kafka: its records (Connect, envelopes, time-to-cuts for its own
+// block numbers) land in the first cluster's log. The first cluster keeps
+// ordering, its ledgers identical; with envelope validation on, the
+// stranger's envelopes are in none of its blocks.
+func TestLogSecondClusterOnTheSameTopic(t *testing.T) {
+	for _, validate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("validate=%v", validate), func(t *testing.T) {
+			k := itKafka(t)
+			ctx := itCtx(t, 60*time.Second)
+			var opts []consensustest.ClusterOpt
+			if validate {
+				opts = append(opts, consensustest.WithConsenterOpts(consensus.WithEnvelopeValidation()))
+			}
+			c := itCluster(t, ctx, k, opts...)
+			ch := consensustest.DefaultChannel
+			acks := newAckLog()
+			orderSome(t, ctx, c, ch, "before", 20, acks)
+			waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+
+			other := itCluster(t, ctx, k, consensustest.WithBatchSize(3, 1<<20), consensustest.WithBatchTimeout(5*time.Millisecond))
+			for i := range 12 {
+				p := fmt.Sprintf("maybe:stranger/%d", i)
+				require.NoError(t, other.Order(ctx, ch, other.Envelope(ch, []byte(p))))
+				orderSome(t, ctx, c, ch, fmt.Sprint("during", i), 2, acks)
+			}
+			time.Sleep(200 * time.Millisecond) // the stranger's timers fire
+			other.Close()
+
+			orderSome(t, ctx, c, ch, "after", 20, acks)
+			waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+			strangers := 0
+			for p, n := range normalCounts(t, c.Node(0).Ledger(ch)) {
+				if strings.HasPrefix(p, "maybe:stranger/") {
+					strangers += n
+				}
+			}
+			if validate {
+				require.Zero(t, strangers, "envelopes of another organisation were ordered")
+			} else {
+				require.Equal(t, 12, strangers, "without validation, the stranger's envelopes are ordered like any other, on every node alike")
+			}
+			for i := range c.Len() {
+				require.NoError(t, c.Node(i).Chain(ch).Err(), "node %d", i)
+			}
+		})
+	}
+}
+
+// failingLedger is a memory ledger whose appends fail while fail is set.
+type failingLedger struct {
+	*ledger.Memory
+	fail atomic.Bool
+}
+
+func (l *failingLedger) Append(b *cb.Block) error {
+	if l.fail.Load() {
+		return errors.New("disk full")
+	}
+	return l.Memory.Append(b)
+}
+
+// TestLedgerWriteFailureHaltsAndResumes makes a node's ledger fail: the
+// chain halts, logs the cause at ERROR, and a new chain on the same ledger
+// resumes where it stopped, with every acknowledged envelope ordered once.
+func TestLedgerWriteFailureHaltsAndResumes(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 60*time.Second)
+	c := itCluster(t, ctx, k, consensustest.WithNodes(1))
+	ch := consensustest.DefaultChannel
+	l := &failingLedger{Memory: ledger.NewMemory()}
+	lines := newLineCounter()
+	newChain := func() *consensus.Chain {
+		cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
+			consensus.WithLogger(slog.New(lines)))
+		require.NoError(t, err)
+		t.Cleanup(cons.Close)
+		chain, err := cons.NewChain(ch, l, c.Genesis(ch))
+		require.NoError(t, err)
+		chain.Start()
+		require.NoError(t, chain.WaitReady(ctx))
+		return chain
+	}
+	chain := newChain()
+	acks := newAckLog()
+	order := func(tag string, n int) error {
+		for i := range n {
+			p := fmt.Sprintf("%s/%s/%d", ch, tag, i)
+			env := c.Envelope(ch, []byte("maybe:"+p))
+			seq, err := chain.ProcessNormal(env)
+			require.NoError(t, err)
+			if err := chain.Order(ctx, env, seq); err != nil {
+				return err
+			}
+			acks.add(ch, "maybe:"+p)
+		}
+		return nil
+	}
+	require.NoError(t, order("before", 15))
+	l.fail.Store(true)
+	// Orders fail once the chain halted on its first block.
+	err := order("failing", 100)
+	require.ErrorIs(t, err, consensus.ErrHalted)
+	err = waitHalted(t, ctx, chain)
+	require.ErrorContains(t, err, "disk full")
+	require.ErrorIs(t, err, consensus.ErrHalted)
+	_, errs := lines.count()
+	require.Len(t, errs, 1)
+	require.Contains(t, errs[0], "disk full")
+
+	l.fail.Store(false)
+	chain = newChain()
+	require.NoError(t, order("after", 15))
+	require.Eventually(t, func() bool {
+		counts := normalCounts(t, l)
+		for _, p := range acks.of(ch) {
+			if counts[p] != 1 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 10*time.Millisecond, "every acknowledged envelope once in the ledger")
+	require.NoError(t, consensustest.CompareLedgers(c.Node(0).Ledger(ch), l))
 }

@@ -37,9 +37,10 @@
 //   - When the first envelope of a batch arrives, a node starts a timer of
 //     BatchTimeout; when it fires, the node produces TimeToCut{n} for the
 //     next block n. The first TimeToCut{n} in the log cuts block n; later
-//     ones are stale and ignored; one for a block beyond the next means the
-//     node's ledger and the log disagree, and the chain halts
-//     (ErrInconsistent) rather than fork.
+//     ones are stale and ignored. One for a block beyond the next is
+//     skipped by every node alike, as Fabric does: no node of the channel
+//     writes one, and anyone who can write to the topic could, so halting
+//     on it would let one record stop the channel.
 //   - A CONFIG message cuts the pending batch, then goes alone in the next
 //     block, and its configuration applies from the next message.
 //   - A message validated under an older configuration sequence is
@@ -49,13 +50,23 @@
 //     flight, Order and Configure wait, so that nothing overtakes it.
 //   - Records that are not orderer messages (anything another writer put in
 //     the topic, or messages with fields the protocol does not define) are
-//     skipped by every node alike, logged and counted.
+//     skipped by every node alike, logged and counted. With
+//     WithEnvelopeValidation every node also validates each envelope it
+//     consumes and skips invalid ones alike; without it, Kafka's ACLs are
+//     the boundary (only orderers may write to channel topics).
 //
 // # Restart invariant
 //
 // Every block carries, in its ORDERER metadata slot, a KafkaMetadata with
 // the offset of the last record it persisted, the last original offset
-// processed and the last re-submitted config offset. A restarting node
+// processed and the last re-submitted config offset (Fabric's three
+// fields), and the identity of the log it was cut from (fields of our own,
+// 100 and 101, which Fabric's decoders skip): the topic ID, and a
+// LogFingerprint of the last record consumed at or before the persisted
+// offset (its offset, leader epoch and the SHA-256 of its value). Every node
+// writes the same values. The SIGNATURES slot's value is Fabric 1.4.12's
+// OrdererBlockMetadata (the last config block's number and the ORDERER
+// slot's bytes), so each node's signature covers the offsets. A restarting node
 // reads its last block, restores those three, restores the channel
 // configuration from the block its LAST_CONFIG slot names, and resumes
 // consumption after the persisted offset. When a record both cuts a block
@@ -64,13 +75,42 @@
 // A restarted node therefore writes exactly the blocks it would have
 // written had it not stopped.
 //
+// # The log is checked before it is trusted
+//
+// On start, and every time it consumes again after an interruption, a
+// chain reads the log without writing to it (metadata, the log start and
+// end offsets, and the record its last block fingerprinted) and its core
+// decides (Core.CheckLog):
+//
+//   - another topic ID: the topic was deleted and created again
+//     (ErrLogReplaced): halt;
+//   - the log ends before the next offset (ErrLogTruncated): halt;
+//   - the fingerprinted record is another record now, after an unclean
+//     leader election or a rewritten log (ErrLogDiverged): halt;
+//   - the log starts after the next offset: records the node has not
+//     consumed are gone (retention, DeleteRecords; ErrRecordsMissing). The
+//     chain pulls the blocks it lacks from its BlockSources (other nodes,
+//     see WithBlockSources), verifies each one (number, previous hash,
+//     data hash, metadata, an orderer's signature; config blocks as
+//     updates of the configuration in force) and appends it, then consumes
+//     after the last one. A source that fails or serves a bad block is
+//     skipped. Without a usable source the chain halts.
+//
+// The first three wrap ErrInconsistent. The error is a *LogError naming the
+// channel, the offsets and what differs. A chain that cannot trust its log
+// never produces into it: no Connect, time-to-cut or re-submission.
+//
 // # Faults
 //
-// Kafka set-up (topic, producer, consumer) is retried as RetryPolicy says,
-// and the chain is not ready until it succeeds. While the partition cannot
-// be consumed, Errored's channel is closed and Order fails fast with
-// ErrNotReady; the chain probes Kafka and returns to ready on its own. An
-// Order whose envelope was not acknowledged returns an error wrapping
-// ErrNotAcknowledged (the envelope may still be in the log). Ledger or
-// signing failures halt the chain: a node never skips a block.
+// Kafka set-up (client, topic) is retried as RetryPolicy says, and the
+// chain is not ready until it succeeds. While the partition cannot be
+// consumed, Errored's channel is closed and Order fails fast with
+// ErrNotReady; the chain stops consuming, asks Kafka every half second
+// (metadata and offsets only, nothing is produced) whether the log can be
+// used, checks it, and returns to ready on its own. It logs each change of
+// state once and a repeated error at most once per 30 seconds, with a
+// count. An Order whose envelope was not acknowledged returns an error
+// wrapping ErrNotAcknowledged (the envelope may still be in the log).
+// Ledger or signing failures halt the chain, logged at ERROR: a node never
+// skips a block.
 package consensus

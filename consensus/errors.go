@@ -19,9 +19,8 @@ var (
 	// configuration sequence newer than the chain's, which only a caller
 	// error can cause.
 	ErrStaleConfig = errors.New("consensus: config sequence ahead of the chain")
-	// ErrInconsistent reports that the log holds what no correct node could
-	// have written for this node's state (a time-to-cut for a block beyond
-	// the next one): the node's ledger and the log disagree, and the chain
+	// ErrInconsistent reports that the log contradicts the node's ledger
+	// (ErrLogReplaced, ErrLogTruncated, ErrLogDiverged wrap it): the chain
 	// halts rather than fork.
 	ErrInconsistent = errors.New("consensus: ledger and log are inconsistent")
 	// ErrNotAcknowledged reports that Kafka did not acknowledge an

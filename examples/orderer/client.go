@@ -60,19 +60,30 @@ func (c *clientFlags) connect() (msp.SigningIdentity, *grpc.ClientConn, error) {
 
 // dial connects to the orderer, over TLS when --tls-ca is set.
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {
-	creds := insecure.NewCredentials()
-	if c.tlsCA != "" {
-		pem, err := os.ReadFile(c.tlsCA)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", c.tlsCA)
-		}
-		creds = credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: c.serverName, MinVersion: tls.VersionTLS12})
+	creds, err := clientCredentials(c.tlsCA, c.serverName)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
 	}
 	return dialOrderer(c.orderer, creds)
+}
+
+// clientCredentials returns the transport credentials of a client of
+// orderers: plaintext when caFile is "", otherwise TLS trusting the CAs of
+// the PEM file caFile. An empty serverName means the host of the address
+// dialled.
+func clientCredentials(caFile, serverName string) (credentials.TransportCredentials, error) {
+	if caFile == "" {
+		return insecure.NewCredentials(), nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
+	}
+	return credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}), nil
 }
 
 // dialOrderer returns a client connection that allows Fabric's message

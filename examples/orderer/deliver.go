@@ -15,12 +15,13 @@ import (
 func runDeliver(ctx context.Context, args []string, out io.Writer) error {
 	var c clientFlags
 	var start, stop string
-	var failIfNotReady bool
+	var failIfNotReady, bestEffort bool
 	fs := newFlagSet("deliver", "--orderer HOST:PORT --channel NAME --signer MSPDIR --signer-mspid MSPID [--start oldest] [--stop newest]")
 	c.register(fs)
 	fs.StringVar(&start, "start", "oldest", "first block: oldest, newest, next or a block number")
 	fs.StringVar(&stop, "stop", "newest", "last block: oldest, newest, next or a block number (a large number follows the chain)")
 	fs.BoolVar(&failIfNotReady, "fail-if-not-ready", false, "answer NOT_FOUND instead of waiting for blocks not yet written")
+	fs.BoolVar(&bestEffort, "best-effort", false, "ask for the blocks written even while the node's chain cannot consume from Kafka or has halted (BEST_EFFORT; by default the node answers SERVICE_UNAVAILABLE then)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,6 +39,9 @@ func runDeliver(ctx context.Context, args []string, out io.Writer) error {
 	info := &ab.SeekInfo{Start: startPos, Stop: stopPos}
 	if failIfNotReady {
 		info.Behavior = ab.SeekInfo_FAIL_IF_NOT_READY
+	}
+	if bestEffort {
+		info.ErrorResponse = ab.SeekInfo_BEST_EFFORT
 	}
 	signer, conn, err := c.connect()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
@@ -39,6 +40,8 @@ type network struct {
 	genesis string
 	nodes   []*node
 	cfgs    []nodeConfig
+	// creds are the transport credentials of the test's gRPC clients.
+	creds credentials.TransportCredentials
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -49,10 +52,12 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // newNetwork starts Kafka and n nodes, with the genesis written by the
-// genesis command from folders written by the cryptogen command.
-func newNetwork(t *testing.T, n int) *network {
+// genesis command from folders written by the cryptogen command. Each
+// configure function may change a node's configuration (i is the node's
+// index) before it starts.
+func newNetwork(t *testing.T, n int, configure ...func(nw *network, i int, c *nodeConfig)) *network {
 	t.Helper()
-	nw := &network{t: t, dir: t.TempDir()}
+	nw := &network{t: t, dir: t.TempDir(), creds: insecure.NewCredentials()}
 	k, err := consensustest.StartKafka()
 	require.NoError(t, err)
 	nw.kafka = k
@@ -87,6 +92,13 @@ func newNetwork(t *testing.T, n int) *network {
 			retry:           &consensus.RetryPolicy{ShortInterval: 50 * time.Millisecond, ShortTotal: 10 * time.Second, LongInterval: time.Second, LongTotal: 10 * time.Second},
 		})
 		nw.nodes = append(nw.nodes, nil)
+	}
+	for i := range nw.cfgs {
+		for _, f := range configure {
+			f(nw, i, &nw.cfgs[i])
+		}
+	}
+	for i := range nw.cfgs {
 		nw.start(i)
 	}
 	return nw
@@ -115,7 +127,7 @@ func (nw *network) signer(path, mspID string) msp.SigningIdentity {
 
 func (nw *network) client(i int) ab.AtomicBroadcastClient {
 	nw.t.Helper()
-	conn, err := dialOrderer(nw.nodes[i].Addr(), insecure.NewCredentials())
+	conn, err := dialOrderer(nw.nodes[i].Addr(), nw.creds)
 	require.NoError(nw.t, err)
 	nw.t.Cleanup(func() { conn.Close() })
 	return ab.NewAtomicBroadcastClient(conn)

@@ -31,7 +31,8 @@ type Chain interface {
 	// once with the outcome.
 	OrderAsync(ctx context.Context, env *cb.Envelope, seq uint64, promise consensus.Promise)
 	ConfigureAsync(ctx context.Context, env *cb.Envelope, seq uint64, promise consensus.Promise)
-	// Errored is closed while the chain cannot consume.
+	// Errored is closed while the chain cannot consume, and once it has
+	// halted.
 	Errored() <-chan struct{}
 }
 
@@ -271,7 +272,11 @@ func statusOf(err error) cb.Status {
 }
 
 // Deliver serves the stream's seek requests one after the other: for each,
-// the blocks asked for, then a status.
+// the blocks asked for, then a status. A request's error_response says what
+// happens while its chain is errored (cannot consume from Kafka) or halted:
+// STRICT, the default, answers SERVICE_UNAVAILABLE, even in the middle of
+// the blocks; BEST_EFFORT goes on serving the blocks the ledger holds (and
+// waiting for more), which is what another orderer catching up wants.
 func (s *Server) Deliver(stream ab.AtomicBroadcast_DeliverServer) error {
 	for {
 		env, err := stream.Recv()
@@ -326,18 +331,35 @@ func (s *Server) deliverOne(ctx context.Context, env *cb.Envelope, send func(*cb
 	if !ok {
 		return fail(cb.Status_NOT_FOUND, channel, fmt.Errorf("channel %q not found", channel))
 	}
-	select {
-	case <-ch.Chain.Errored():
-		return fail(cb.Status_SERVICE_UNAVAILABLE, channel, errors.New("chain cannot consume from kafka"))
-	default:
+	info := new(ab.SeekInfo)
+	if err := proto.Unmarshal(h.Payload.GetData(), info); err != nil {
+		return fail(cb.Status_BAD_REQUEST, channel, fmt.Errorf("decoding SeekInfo: %w", err))
+	}
+	// STRICT (the default) refuses to serve while the chain is errored or
+	// halted, and stops serving when it becomes so; BEST_EFFORT serves the
+	// blocks written whatever the chain's state, as Fabric does.
+	iterCtx := ctx
+	if info.GetErrorResponse() != ab.SeekInfo_BEST_EFFORT {
+		errored := ch.Chain.Errored()
+		select {
+		case <-errored:
+			return fail(cb.Status_SERVICE_UNAVAILABLE, channel, errChainErrored)
+		default:
+		}
+		var cancel context.CancelCauseFunc
+		iterCtx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() {
+			select {
+			case <-errored:
+				cancel(errChainErrored)
+			case <-iterCtx.Done():
+			}
+		}()
 	}
 	cfg := ch.Chain.Config()
 	if err := authorizeDeliver(cfg, env); err != nil {
 		return fail(statusOf(err), channel, err)
-	}
-	info := new(ab.SeekInfo)
-	if err := proto.Unmarshal(h.Payload.GetData(), info); err != nil {
-		return fail(cb.Status_BAD_REQUEST, channel, fmt.Errorf("decoding SeekInfo: %w", err))
 	}
 	start, stop, err := seekRange(info, ch.Ledger.Height())
 	if err != nil {
@@ -351,10 +373,12 @@ func (s *Server) deliverOne(ctx context.Context, env *cb.Envelope, send func(*cb
 		if failIfNotReady && n >= ch.Ledger.Height() {
 			return fail(cb.Status_NOT_FOUND, channel, fmt.Errorf("block %d not found: height is %d", n, ch.Ledger.Height()))
 		}
-		b, err := it.Next(ctx)
+		b, err := it.Next(iterCtx)
 		switch {
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
+		case iterCtx.Err() != nil:
+			return fail(cb.Status_SERVICE_UNAVAILABLE, channel, context.Cause(iterCtx))
 		case errors.Is(err, ledger.ErrClosed):
 			return fail(cb.Status_SERVICE_UNAVAILABLE, channel, err)
 		case err != nil:
@@ -376,6 +400,9 @@ func (s *Server) deliverOne(ctx context.Context, env *cb.Envelope, send func(*cb
 		}
 	}
 }
+
+// errChainErrored is why a STRICT Deliver request is refused or cut.
+var errChainErrored = errors.New("chain cannot consume from kafka or has halted")
 
 // seekRange returns the first and last block numbers a SeekInfo asks for on
 // a ledger of the given height, with Fabric's rules: oldest is 0, newest is

@@ -45,13 +45,21 @@ func (f *fakeChain) ConfigureAsync(ctx context.Context, env *cb.Envelope, seq ui
 	f.OrderAsync(ctx, env, seq, p)
 }
 
-// serve runs a Server of chains on loopback and returns a client.
+// serve runs a Server of chains, each with an empty ledger, on loopback
+// and returns a client.
 func serve(t *testing.T, window int, chains map[string]Chain) ab.AtomicBroadcastClient {
 	t.Helper()
 	channels := make(map[string]Channel)
 	for id, ch := range chains {
 		channels[id] = Channel{Chain: ch, Ledger: ledger.NewMemory()}
 	}
+	return serveChannels(t, window, channels)
+}
+
+// serveChannels runs a Server of channels on loopback and returns a
+// client.
+func serveChannels(t *testing.T, window int, channels map[string]Channel) ab.AtomicBroadcastClient {
+	t.Helper()
 	gs := grpc.NewServer()
 	ab.RegisterAtomicBroadcastServer(gs, NewServer(channels, window, nil))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -148,4 +156,88 @@ func TestBroadcastNotReady(t *testing.T) {
 	env = unsignedEnvelope("starting", protoutil.MarshalOrPanic(&ab.SeekInfo{Start: seekOldest(), Stop: seekOldest()}))
 	_, st = deliverBlocks(t, c, env)
 	require.Equal(t, cb.Status_FORBIDDEN, st)
+}
+
+// readableConfig is a channel configuration under which anyone may read
+// (Deliver); it supports nothing else.
+type readableConfig struct{ consensus.ChannelConfig }
+
+func (readableConfig) Sequence() uint64                       { return 0 }
+func (readableConfig) ValidateDeliver(env *cb.Envelope) error { return nil }
+
+// appendBlocks appends n blocks of one envelope each to l.
+func appendBlocks(t *testing.T, l *ledger.Memory, n int) {
+	t.Helper()
+	for range n {
+		var prev []byte
+		if h := l.Height(); h > 0 {
+			last, err := l.Block(h - 1)
+			require.NoError(t, err)
+			prev = protoutil.HeaderHash(last.GetHeader())
+		}
+		require.NoError(t, l.Append(protoutil.NewBlock(l.Height(), prev, [][]byte{fmt.Appendf(nil, "tx %d", l.Height())})))
+	}
+}
+
+// TestDeliverErrorResponse checks SeekInfo.error_response while the chain
+// is errored: STRICT (the default) is refused, and cut while it waits for a
+// block when the chain errors; BEST_EFFORT serves the ledger's blocks and
+// waits for the next ones.
+func TestDeliverErrorResponse(t *testing.T) {
+	l := ledger.NewMemory()
+	appendBlocks(t, l, 3)
+	ch := &fakeChain{ChannelConfig: readableConfig{}, errored: make(chan struct{})}
+	c := serveChannels(t, 0, map[string]Channel{"ch": {Chain: ch, Ledger: l}})
+	seekEnv := func(start, stop *ab.SeekPosition, er ab.SeekInfo_SeekErrorResponse) *cb.Envelope {
+		return unsignedEnvelope("ch", protoutil.MarshalOrPanic(&ab.SeekInfo{Start: start, Stop: stop, ErrorResponse: er}))
+	}
+	numbers := func(blocks []*cb.Block) []uint64 {
+		var n []uint64
+		for _, b := range blocks {
+			n = append(n, b.GetHeader().GetNumber())
+		}
+		return n
+	}
+
+	// A ready chain serves both.
+	for _, er := range []ab.SeekInfo_SeekErrorResponse{ab.SeekInfo_STRICT, ab.SeekInfo_BEST_EFFORT} {
+		blocks, st := deliverBlocks(t, c, seekEnv(seekOldest(), seekNewest(), er))
+		require.Equal(t, cb.Status_SUCCESS, st, er)
+		require.Equal(t, []uint64{0, 1, 2}, numbers(blocks), er)
+	}
+
+	// A STRICT request waiting for block 3 is cut when the chain errors.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	strict, err := c.Deliver(ctx)
+	require.NoError(t, err)
+	require.NoError(t, strict.Send(seekEnv(seekSpecified(2), seekSpecified(3), ab.SeekInfo_STRICT)))
+	r, err := strict.Recv()
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), r.GetBlock().GetHeader().GetNumber(), "%v", r)
+	close(ch.errored)
+	r, err = strict.Recv()
+	require.NoError(t, err)
+	require.Equal(t, cb.Status_SERVICE_UNAVAILABLE, r.GetStatus(), "%v", r)
+
+	// While errored, STRICT is refused and BEST_EFFORT served.
+	blocks, st := deliverBlocks(t, c, seekEnv(seekOldest(), seekNewest(), ab.SeekInfo_STRICT))
+	require.Equal(t, cb.Status_SERVICE_UNAVAILABLE, st)
+	require.Empty(t, blocks)
+	blocks, st = deliverBlocks(t, c, seekEnv(seekOldest(), seekNewest(), ab.SeekInfo_BEST_EFFORT))
+	require.Equal(t, cb.Status_SUCCESS, st)
+	require.Equal(t, []uint64{0, 1, 2}, numbers(blocks))
+
+	// A BEST_EFFORT request waits for the next block while errored.
+	bestEffort, err := c.Deliver(ctx)
+	require.NoError(t, err)
+	require.NoError(t, bestEffort.Send(seekEnv(seekSpecified(3), seekSpecified(3), ab.SeekInfo_BEST_EFFORT)))
+	time.Sleep(20 * time.Millisecond) // let the server wait at the ledger's tip
+	appendBlocks(t, l, 1)
+	r, err = bestEffort.Recv()
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), r.GetBlock().GetHeader().GetNumber(), "%v", r)
+	r, err = bestEffort.Recv()
+	require.NoError(t, err)
+	require.Equal(t, cb.Status_SUCCESS, r.GetStatus(), "%v", r)
 }

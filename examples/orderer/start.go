@@ -70,16 +70,22 @@ type nodeConfig struct {
 	shutdownTimeout time.Duration
 	syncEvery       int
 	kafkaLogLevel   slog.Level
+	peers           []string
+	peerTLSCA       string
+	peerTimeout     time.Duration
 
 	// Set by tests and embedding programs, not by flags.
 	logger  *slog.Logger
 	retry   *consensus.RetryPolicy
 	tracers trace.TracerProvider
+	// wrapLedger, when set, wraps each channel's file ledger: the chain
+	// writes, and Deliver reads, the ledger it returns.
+	wrapLedger func(channel string, l *ledger.File) consensus.Ledger
 }
 
 func runStart(ctx context.Context, args []string, out io.Writer) error {
 	var c nodeConfig
-	var brokers commaList
+	var brokers, peers commaList
 	var genesis stringList
 	var logLevel, kafkaLogLevel string
 	fs := newFlagSet("start", "--brokers HOST:PORT,... --genesis FILE... --data DIR [flags]")
@@ -104,12 +110,15 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&c.window, "window", DefaultWindow, "envelopes of one Broadcast stream that may await Kafka at once")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for open streams")
 	fs.IntVar(&c.syncEvery, "sync-every", 1, "fsync the ledger every N blocks (0: leave it to the operating system)")
+	fs.Var(&peers, "peers", "AtomicBroadcast `addresses` of the other orderers, host:port (comma separated or repeated): the node pulls from them the blocks whose records Kafka no longer holds (needs --signer)")
+	fs.StringVar(&c.peerTLSCA, "peer-tls-ca", "", "PEM `file` of the CAs of the other orderers' TLS server certificates (reach --peers over TLS)")
+	fs.DurationVar(&c.peerTimeout, "peer-timeout", DefaultPeerTimeout, "how long a peer may take to answer when catching up, and between two blocks")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&kafkaLogLevel, "kafka-log-level", "warn", "log level of the Kafka client (franz-go): debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c.brokers, c.genesis = brokers, genesis
+	c.brokers, c.genesis, c.peers = brokers, genesis, peers
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -266,14 +275,23 @@ func (n *node) consenterOpts() ([]consensus.Opt, error) {
 	if c.retry != nil {
 		opts = append(opts, consensus.WithRetry(*c.retry))
 	}
+	var signer msp.SigningIdentity
 	if c.signerDir != "" {
 		si, err := msp.LoadSigningIdentity(c.signerDir, c.signerMSPID)
 		if err != nil {
 			return nil, fmt.Errorf("start: --signer: %w", err)
 		}
+		signer = si
 		opts = append(opts, consensus.WithSigner(si))
 	} else {
 		n.log.Warn("no --signer: blocks will not be signed")
+	}
+	sources, err := peerSources(c, signer)
+	if err != nil {
+		return nil, err
+	}
+	if len(sources) > 0 {
+		opts = append(opts, consensus.WithBlockSources(sources...))
 	}
 	if c.kafkaTLS || c.kafkaTLSCA != "" || c.kafkaTLSCert != "" || c.kafkaTLSKey != "" {
 		cfg, err := kafkaTLSConfig(c)
@@ -293,6 +311,29 @@ func (n *node) consenterOpts() ([]consensus.Opt, error) {
 		opts = append(opts, consensus.WithSASL(m))
 	}
 	return opts, nil
+}
+
+// peerSources returns a block source per --peers address, whose seek
+// requests signer signs.
+func peerSources(c nodeConfig, signer msp.SigningIdentity) ([]consensus.BlockSource, error) {
+	if len(c.peers) == 0 {
+		if c.peerTLSCA != "" {
+			return nil, errors.New("start: --peer-tls-ca needs --peers")
+		}
+		return nil, nil
+	}
+	if signer == nil {
+		return nil, errors.New("start: --peers needs --signer: the other orderers serve blocks to their channels' readers only")
+	}
+	creds, err := clientCredentials(c.peerTLSCA, "")
+	if err != nil {
+		return nil, fmt.Errorf("start: --peer-tls-ca: %w", err)
+	}
+	sources := make([]consensus.BlockSource, len(c.peers))
+	for i, addr := range c.peers {
+		sources[i] = NewPeerSource(addr, creds, signer, c.peerTimeout)
+	}
+	return sources, nil
 }
 
 func kafkaTLSConfig(c nodeConfig) (*tls.Config, error) {
@@ -365,12 +406,16 @@ func (n *node) openChannel(file string, channels map[string]Channel) error {
 	if r := l.Recovered(); r > 0 {
 		n.log.Warn("ledger recovered a torn tail", "channel", id, "bytes", r)
 	}
-	ch, err := n.consenter.NewChain(id, l, genesis)
+	var cl consensus.Ledger = l
+	if n.cfg.wrapLedger != nil {
+		cl = n.cfg.wrapLedger(id, l)
+	}
+	ch, err := n.consenter.NewChain(id, cl, genesis)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	n.chains[id] = ch
-	channels[id] = Channel{Chain: ch, Ledger: l}
+	channels[id] = Channel{Chain: ch, Ledger: cl}
 	n.log.Info("channel opened", "channel", id, "height", l.Height(), "ledger", l.Path())
 	return nil
 }

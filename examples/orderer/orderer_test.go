@@ -133,6 +133,20 @@ func (nw *network) client(i int) ab.AtomicBroadcastClient {
 	return ab.NewAtomicBroadcastClient(conn)
 }
 
+// send broadcasts n envelopes ("tag 0", "tag 1", ...) through node i and
+// requires that each is answered SUCCESS.
+func (nw *network) send(i, n int, tag string) {
+	nw.t.Helper()
+	user := nw.signer("org1/users/user1/msp", "Org1MSP")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := broadcast(ctx, nw.client(i), n, func(j int) (*cb.Envelope, error) {
+		return newEnvelope(user, testChannel, cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "%s %d", tag, j))
+	})
+	require.NoError(nw.t, err)
+	require.Equal(nw.t, n, res.statuses[cb.Status_SUCCESS], res.infos)
+}
+
 func httpGet(addr, path string) (int, string) {
 	resp, err := http.Get("http://" + addr + path)
 	if err != nil {
@@ -456,23 +470,13 @@ func TestDeliverErrors(t *testing.T) {
 func TestRestartCatchesUp(t *testing.T) {
 	nw := newNetwork(t, 2)
 	user := nw.signer("org1/users/user1/msp", "Org1MSP")
-	send := func(node, n int, tag string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		res, err := broadcast(ctx, nw.client(node), n, func(j int) (*cb.Envelope, error) {
-			return newEnvelope(user, testChannel, cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "%s %d", tag, j))
-		})
-		require.NoError(t, err)
-		require.Equal(t, n, res.statuses[cb.Status_SUCCESS], res.infos)
-	}
-	send(1, 25, "before")
+	nw.send(1, 25, "before")
 	followUntil(t, nw.client(1), user, 25)
 
 	nw.nodes[1].Close()
-	send(0, 40, "while down")
+	nw.send(0, 40, "while down")
 	nw.start(1)
-	send(1, 15, "after")
+	nw.send(1, 15, "after")
 
 	blocks0 := followUntil(t, nw.client(0), user, 80)
 	blocks1 := followUntil(t, nw.client(1), user, 80)

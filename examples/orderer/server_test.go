@@ -60,6 +60,16 @@ func serve(t *testing.T, window int, chains map[string]Chain) ab.AtomicBroadcast
 // client.
 func serveChannels(t *testing.T, window int, channels map[string]Channel) ab.AtomicBroadcastClient {
 	t.Helper()
+	conn, err := dialOrderer(listenChannels(t, window, channels), insecure.NewCredentials())
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return ab.NewAtomicBroadcastClient(conn)
+}
+
+// listenChannels runs a Server of channels on loopback until the test
+// ends and returns its address.
+func listenChannels(t *testing.T, window int, channels map[string]Channel) string {
+	t.Helper()
 	gs := grpc.NewServer()
 	ab.RegisterAtomicBroadcastServer(gs, NewServer(channels, window, nil))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,10 +77,8 @@ func serveChannels(t *testing.T, window int, channels map[string]Channel) ab.Ato
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); gs.Serve(ln) }()
-	conn, err := dialOrderer(ln.Addr().String(), insecure.NewCredentials())
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(); gs.Stop(); wg.Wait() })
-	return ab.NewAtomicBroadcastClient(conn)
+	t.Cleanup(func() { gs.Stop(); wg.Wait() })
+	return ln.Addr().String()
 }
 
 func unsignedEnvelope(channel string, data []byte) *cb.Envelope {

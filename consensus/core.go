@@ -101,14 +101,38 @@ type Note struct {
 	Err    error // the reason, for NoteSkipped and NoteInvalid
 }
 
-// Ready is what the node must do after a step of the core, in this order:
-// append Blocks, produce Produce, apply Timer. A Ready and its slices are
-// valid until the next call into the core.
+// Ready is everything a step of the core (Step or TimerFired) asks of the
+// node, and everything about the core's state that the node needs
+// afterwards: the node carries it out in this order, and needs to ask the
+// core nothing else. A Ready and its slices are valid until the next call
+// into the core.
 type Ready struct {
-	Blocks  []Block
+	// Blocks are the blocks cut, in order: the node signs each one and
+	// appends it to its ledger before anything else. Empty if none.
+	Blocks []Block
+	// Produce are the messages the node must produce to the partition, in
+	// order, after appending Blocks: time-to-cuts and re-submissions. Every
+	// node produces the same ones; the log keeps the first. Empty if none.
 	Produce []*ab.KafkaMessage
-	Timer   TimerAction
-	Notes   []Note
+	// Timer says what to do with the batch timer: start it for
+	// BatchTimeout, stop it, or leave it as it is.
+	Timer TimerAction
+	// BatchTimeout is the batch timeout in force, the duration of a timer
+	// that Timer starts.
+	BatchTimeout time.Duration
+	// Config is the configuration in force after this step when the step
+	// applied a config block, nil if the configuration did not change.
+	Config ChannelConfig
+	// Resubmitting reports whether a re-submitted config message is in
+	// flight after this step (see Core.Resubmitting): while it is, the node
+	// must not accept new envelopes.
+	Resubmitting bool
+	// Pending is the number of envelopes waiting in the block cutter after
+	// this step: a batch is open when it is not zero.
+	Pending int
+	// Notes says what the step did with records that produced no block,
+	// for logs and metrics. Empty if none.
+	Notes []Note
 }
 
 // Core is the deterministic ordering state machine of one channel: it takes
@@ -275,7 +299,14 @@ func (c *Core) reset() *Ready {
 	r := &c.ready
 	clear(r.Blocks)
 	clear(r.Produce)
-	r.Blocks, r.Produce, r.Notes, r.Timer = r.Blocks[:0], r.Produce[:0], r.Notes[:0], TimerKeep
+	r.Blocks, r.Produce, r.Notes, r.Timer, r.Config = r.Blocks[:0], r.Produce[:0], r.Notes[:0], TimerKeep, nil
+	return r
+}
+
+// done completes the Ready of a step with the state the node needs.
+func (c *Core) done() *Ready {
+	r := &c.ready
+	r.BatchTimeout, r.Resubmitting, r.Pending = c.config.BatchTimeout(), c.Resubmitting(), c.cutter.Pending()
 	return r
 }
 
@@ -283,15 +314,14 @@ func (c *Core) reset() *Ready {
 // time-to-cut message for the next block to produce. Every node sends one;
 // the first in the log cuts, the others are stale.
 func (c *Core) TimerFired() *Ready {
-	r := c.reset()
-	if !c.timerRunning {
-		return r
+	c.reset()
+	if c.timerRunning {
+		c.timerRunning = false
+		c.ready.Produce = append(c.ready.Produce, &ab.KafkaMessage{Type: &ab.KafkaMessage_TimeToCut{
+			TimeToCut: &ab.KafkaMessageTimeToCut{BlockNumber: c.nextNumber},
+		}})
 	}
-	c.timerRunning = false
-	r.Produce = append(r.Produce, &ab.KafkaMessage{Type: &ab.KafkaMessage_TimeToCut{
-		TimeToCut: &ab.KafkaMessageTimeToCut{BlockNumber: c.nextNumber},
-	}})
-	return r
+	return c.done()
 }
 
 // Step feeds the next record of the partition to the core. No record
@@ -299,19 +329,24 @@ func (c *Core) TimerFired() *Ready {
 // is skipped, as every node skips it (see NoteKind); whether the log as a
 // whole can be trusted is CheckLog's question.
 func (c *Core) Step(rec Record) *Ready {
-	r := c.reset()
+	c.reset()
 	if c.cur.set {
 		c.prev = c.cur
 	}
 	c.cur = fingerprinted{offset: rec.Offset, epoch: rec.LeaderEpoch, value: rec.Value, set: true}
+	c.step(rec)
+	return c.done()
+}
+
+func (c *Core) step(rec Record) {
 	if m, env, raw, ok := fastRegular(rec.Value); ok {
 		c.regularDecoded(m, env, raw, rec.Offset)
-		return r
+		return
 	}
 	msg := new(ab.KafkaMessage)
 	if err := decodeStrict(rec.Value, msg); err != nil {
 		c.note(NoteSkipped, rec.Offset, fmt.Errorf("not an orderer message: %w", err))
-		return r
+		return
 	}
 	switch t := msg.Type.(type) {
 	case *ab.KafkaMessage_Connect:
@@ -323,7 +358,6 @@ func (c *Core) Step(rec Record) *Ready {
 	default:
 		c.note(NoteSkipped, rec.Offset, errors.New("orderer message of no known type"))
 	}
-	return r
 }
 
 // decodeStrict decodes a protobuf message and refuses bytes that carry
@@ -491,6 +525,7 @@ func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int
 	}
 	c.lastOriginalOffsetProcessed = newOffset
 	c.config = next
+	c.ready.Config = next
 	c.cutBlock([]*cb.Envelope{env}, offset, true)
 }
 
@@ -589,9 +624,6 @@ func setOrdererMetadata(b *cb.Block, md *ab.KafkaMetadata, lastConfig uint64) {
 		Value: protoutil.MarshalOrPanic(&cb.OrdererBlockMetadata{LastConfig: lc, ConsenterMetadata: orderer}),
 	})
 }
-
-// BatchTimeout is the batch timeout in force, for the node's timer.
-func (c *Core) BatchTimeout() time.Duration { return c.config.BatchTimeout() }
 
 // fastRegular decodes a KafkaMessage{Regular} in canonical form (fields in
 // order, once each, no zero values, minimal varints, no unknown fields),

@@ -194,7 +194,7 @@ func TestCoreTimer(t *testing.T) {
 		{rec: normal("big1", 2), want: "block 9 [big1] persisted=14 orig=0 resub=0 lastconfig=7"},
 		{fire: true, want: ""},
 	})
-	require.Equal(t, defaultConfig().BatchTimeout(), c.BatchTimeout())
+	require.Equal(t, defaultConfig().BatchTimeout(), c.TimerFired().BatchTimeout)
 }
 
 func TestCoreConfig(t *testing.T) {

@@ -208,6 +208,13 @@ func payloads(t testing.TB, b *cb.Block) []string {
 func render(t testing.TB, r *Ready) string {
 	t.Helper()
 	var lines []string
+	configs := 0
+	for _, b := range r.Blocks {
+		if b.IsConfig {
+			configs++
+		}
+	}
+	require.Equal(t, configs > 0, r.Config != nil, "Ready.Config is set exactly when a config block was cut")
 	for _, b := range r.Blocks {
 		md, err := KafkaMetadataOf(b.Block)
 		require.NoError(t, err)
@@ -282,6 +289,12 @@ func runScript(t *testing.T, c *Core, start int64, steps []scriptStep) int64 {
 			off++
 		}
 		require.Equal(t, s.want, render(t, r), "step %d (offset %d)", i, off-1)
+		require.Equal(t, c.Pending(), r.Pending, "step %d: Ready.Pending", i)
+		require.Equal(t, c.Resubmitting(), r.Resubmitting, "step %d: Ready.Resubmitting", i)
+		require.Equal(t, c.Config().BatchTimeout(), r.BatchTimeout, "step %d: Ready.BatchTimeout", i)
+		if r.Config != nil {
+			require.Same(t, c.Config(), r.Config, "step %d: Ready.Config is the configuration in force", i)
+		}
 	}
 	return off
 }

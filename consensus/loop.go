@@ -261,12 +261,12 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 			ch.batchStart = time.Time{}
 		}
 		ch.metrics.blockWritten(ctx, b, fill)
-		if b.IsConfig {
-			ch.config.Store(&configBox{ch.core.Config()})
-			ch.log.Info("config applied", "block", b.Block.Header.Number, "sequence", ch.core.Config().Sequence())
-		}
 	}
-	if ch.core.Pending() > 0 && ch.batchStart.IsZero() {
+	if r.Config != nil {
+		ch.config.Store(&configBox{r.Config})
+		ch.log.Info("config applied", "sequence", r.Config.Sequence())
+	}
+	if r.Pending > 0 && ch.batchStart.IsZero() {
 		ch.batchStart = now
 	}
 	cl := ch.client.Load()
@@ -280,7 +280,7 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 	}
 	switch r.Timer {
 	case TimerStart:
-		batch.Reset(ch.core.BatchTimeout())
+		batch.Reset(r.BatchTimeout)
 	case TimerStop:
 		batch.Stop()
 	}
@@ -293,8 +293,8 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 			ch.log.Debug("record", "kind", n.Kind, "offset", n.Offset)
 		}
 	}
-	if resub := ch.core.Resubmitting(); resub != ch.st.Load().resubmitting {
-		ch.setState(func(s *state) { s.resubmitting = resub })
+	if r.Resubmitting != ch.st.Load().resubmitting {
+		ch.setState(func(s *state) { s.resubmitting = r.Resubmitting })
 	}
 }
 

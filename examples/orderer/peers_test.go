@@ -372,3 +372,18 @@ func TestPeerSource(t *testing.T) {
 	require.ErrorContains(t, err, "no answer within 200ms")
 	require.Less(t, time.Since(start), 5*time.Second)
 }
+
+// TestPeerSourcesFlags checks the flags --peers goes with.
+func TestPeerSourcesFlags(t *testing.T) {
+	_, err := peerSources(nodeConfig{peers: []string{"127.0.0.1:7051"}}, nil)
+	require.ErrorContains(t, err, "--peers needs --signer")
+	_, err = peerSources(nodeConfig{peerTLSCA: "ca.pem"}, anySigner{})
+	require.ErrorContains(t, err, "--peer-tls-ca needs --peers")
+	_, err = peerSources(nodeConfig{peers: []string{"127.0.0.1:7051"}, peerTLSCA: filepath.Join(t.TempDir(), "none.pem")}, anySigner{})
+	require.ErrorContains(t, err, "--peer-tls-ca")
+	srcs, err := peerSources(nodeConfig{peers: []string{"127.0.0.1:7051", "127.0.0.1:7052"}}, anySigner{})
+	require.NoError(t, err)
+	require.Len(t, srcs, 2)
+	require.Equal(t, "peer 127.0.0.1:7052", srcs[1].(fmt.Stringer).String())
+	require.Equal(t, DefaultPeerTimeout, srcs[1].(*PeerSource).timeout)
+}

@@ -130,3 +130,105 @@ func checkSignedMetadata(b *cb.Block, lastConfig uint64) error {
 	}
 	return nil
 }
+
+// catchUp pulls the blocks the log no longer holds from the block sources,
+// in turn, until the log holds every record after the last block pulled.
+// A source that fails or serves a block that does not verify is skipped.
+// It returns nil once caught up (the caller checks the log again); an error
+// wrapping missing and errSourcesBehind when the sources answered but none
+// has cut a block past the gap yet (the records after their last block,
+// gone from the log, are still in their memory: they will cut them), to be
+// retried; or missing itself when no source could be used.
+func (ch *Chain) catchUp(missing *LogError) error {
+	ch.quiet.Log(logWarn, "catch-up", "records missing from the log, catching up from other nodes", "err", missing, "sources", len(ch.cfg.sources))
+	usable := false
+	for _, src := range ch.cfg.sources {
+		before := ch.core.Height()
+		err := ch.pull(src)
+		if ch.ctx.Err() != nil {
+			return ch.ctx.Err()
+		}
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			return perm.err // the ledger failed: no source can help
+		}
+		if err != nil {
+			ch.log.Warn("block source skipped", "source", sourceName(src), "err", err)
+			continue
+		}
+		usable = true
+		if ch.core.Height() > before {
+			ch.log.Info("caught up from a block source", "source", sourceName(src), "from", before, "height", ch.core.Height(), "next_offset", ch.core.Position())
+		}
+		if ch.core.Position() >= missing.Start {
+			ch.quiet.Reset("catch-up")
+			return nil
+		}
+	}
+	if usable {
+		return fmt.Errorf("%w: %w", errSourcesBehind, missing)
+	}
+	return missing
+}
+
+// errSourcesBehind reports block sources that have no block past the
+// records missing from the log yet.
+var errSourcesBehind = errors.New("no block source has cut a block past the missing records yet")
+
+// pull appends the blocks src serves after the ledger's last one, each
+// verified, and restarts the core after the last.
+func (ch *Chain) pull(src BlockSource) error {
+	last, err := ch.ledger.Block(ch.ledger.Height() - 1)
+	if err != nil {
+		return err
+	}
+	cfg := ch.core.Config()
+	lastConfig, err := protoutil.LastConfigIndex(last)
+	if err != nil {
+		return err
+	}
+	prev, appended := last.Header, false
+	defer func() {
+		if appended {
+			ch.restartCore(cfg)
+		}
+	}()
+	return src.Blocks(ch.ctx, ch.channel, prev.Number+1, func(b *cb.Block) error {
+		next, err := verifyBlock(prev, lastConfig, b, cfg, ch.cfg.verifier)
+		if err != nil {
+			return err
+		}
+		if err := ch.ledger.Append(b); err != nil {
+			return &permanentError{fmt.Errorf("appending block %d: %w", b.Header.Number, err)}
+		}
+		if next != cfg {
+			lastConfig = b.Header.Number
+		}
+		prev, cfg, appended = b.Header, next, true
+		return nil
+	})
+}
+
+// restartCore replaces the core by one that continues after the ledger's
+// last block, with cfg in force.
+func (ch *Chain) restartCore(cfg ChannelConfig) {
+	last, err := ch.ledger.Block(ch.ledger.Height() - 1)
+	if err == nil {
+		var core *Core
+		if core, err = NewCore(ch.channel, CoreState{LastBlock: last, Config: cfg}, ch.cfg.coreOpts()...); err == nil {
+			ch.core = core
+			ch.config.Store(&configBox{cfg})
+			ch.tracing.lastOff = core.LastOffsetPersisted()
+			return
+		}
+	}
+	ch.fatal(fmt.Errorf("restarting after catch-up: %w", err))
+}
+
+// sourceName names a block source in logs.
+func sourceName(src BlockSource) string {
+	if s, ok := src.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprintf("%T", src)
+}

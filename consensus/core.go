@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/blockcutter"
@@ -53,6 +52,16 @@ const (
 	// TimerStop stops the timer.
 	TimerStop
 )
+
+var timerNames = [...]string{"keep", "start", "stop"}
+
+// String returns "keep", "start" or "stop".
+func (a TimerAction) String() string {
+	if a >= 0 && int(a) < len(timerNames) {
+		return timerNames[a]
+	}
+	return fmt.Sprintf("TimerAction(%d)", int(a))
+}
 
 // NoteKind classifies a Note.
 type NoteKind int
@@ -360,19 +369,6 @@ func (c *Core) step(rec Record) {
 	}
 }
 
-// decodeStrict decodes a protobuf message and refuses bytes that carry
-// fields the message does not define: a record someone else wrote is then
-// recognised as foreign instead of being half understood.
-func decodeStrict(b []byte, m proto.Message) error {
-	if err := proto.Unmarshal(b, m); err != nil {
-		return err
-	}
-	if len(m.ProtoReflect().GetUnknown()) > 0 {
-		return errors.New("unknown fields")
-	}
-	return nil
-}
-
 func (c *Core) note(kind NoteKind, offset int64, err error) {
 	c.ready.Notes = append(c.ready.Notes, Note{Kind: kind, Offset: offset, Err: err})
 }
@@ -623,87 +619,4 @@ func setOrdererMetadata(b *cb.Block, md *ab.KafkaMetadata, lastConfig uint64) {
 	protoutil.SetMetadata(b, cb.BlockMetadataIndex_SIGNATURES, &cb.Metadata{
 		Value: protoutil.MarshalOrPanic(&cb.OrdererBlockMetadata{LastConfig: lc, ConsenterMetadata: orderer}),
 	})
-}
-
-// fastRegular decodes a KafkaMessage{Regular} in canonical form (fields in
-// order, once each, no zero values, minimal varints, no unknown fields),
-// which is what every orderer writes, without copying: the envelope's
-// fields and raw (the envelope's bytes) alias v. Canonical raw is exactly
-// what a deterministic marshal of the envelope gives, so blocks are the
-// same whether they reuse raw or marshal again. ok is false for anything
-// else, which then takes the general path (decodeStrict).
-func fastRegular(v []byte) (m *ab.KafkaMessageRegular, env *cb.Envelope, raw []byte, ok bool) {
-	num, typ, n := protowire.ConsumeTag(v)
-	if n < 0 || num != 1 || typ != protowire.BytesType {
-		return nil, nil, nil, false
-	}
-	reg, k := protowire.ConsumeBytes(v[n:])
-	if k < 0 || n+k != len(v) || len(v) != 1+protowire.SizeBytes(len(reg)) {
-		return nil, nil, nil, false
-	}
-	m = new(ab.KafkaMessageRegular)
-	last := protowire.Number(0)
-	for len(reg) > 0 {
-		num, typ, n := protowire.ConsumeTag(reg)
-		if n != 1 || num <= last {
-			return nil, nil, nil, false
-		}
-		last = num
-		reg = reg[n:]
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			b, n := protowire.ConsumeBytes(reg)
-			if n < 0 || len(b) == 0 || n != protowire.SizeBytes(len(b)) {
-				return nil, nil, nil, false
-			}
-			raw, reg = b, reg[n:]
-		case num >= 2 && num <= 4 && typ == protowire.VarintType:
-			x, n := protowire.ConsumeVarint(reg)
-			if n < 0 || x == 0 || n != protowire.SizeVarint(x) {
-				return nil, nil, nil, false
-			}
-			reg = reg[n:]
-			switch num {
-			case 2:
-				m.ConfigSeq = x
-			case 3:
-				if x > uint64(ab.KafkaMessageRegular_CONFIG) {
-					return nil, nil, nil, false
-				}
-				m.Class = ab.KafkaMessageRegular_Class(x)
-			case 4:
-				m.OriginalOffset = int64(x)
-			}
-		default:
-			return nil, nil, nil, false
-		}
-	}
-	if raw == nil {
-		return nil, nil, nil, false
-	}
-	m.Payload = raw
-	env = new(cb.Envelope)
-	e := raw
-	last = 0
-	for len(e) > 0 {
-		num, typ, n := protowire.ConsumeTag(e)
-		if n < 0 || num <= last || num > 2 || typ != protowire.BytesType {
-			return nil, nil, nil, false
-		}
-		last = num
-		b, k := protowire.ConsumeBytes(e[n:])
-		if k < 0 || len(b) == 0 || n != 1 || k != protowire.SizeBytes(len(b)) {
-			return nil, nil, nil, false
-		}
-		e = e[n+k:]
-		if num == 1 {
-			env.Payload = b
-		} else {
-			env.Signature = b
-		}
-	}
-	if len(env.Payload) == 0 {
-		return nil, nil, nil, false
-	}
-	return m, env, raw, true
 }

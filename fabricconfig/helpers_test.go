@@ -13,6 +13,7 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/fabricconfig"
+	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
@@ -130,24 +131,6 @@ func status(err error) cb.Status {
 	}
 }
 
-// normalEnvelope returns an ENDORSER_TRANSACTION envelope for ch with data,
-// signed by signer.
-func normalEnvelope(t testing.TB, signer msp.SigningIdentity, ch string, data []byte) *cb.Envelope {
-	t.Helper()
-	creator, err := signer.Serialize()
-	require.NoError(t, err)
-	payload := protoutil.MarshalOrPanic(&cb.Payload{
-		Header: &cb.Header{
-			ChannelHeader:   protoutil.MarshalOrPanic(&cb.ChannelHeader{Type: int32(cb.HeaderType_ENDORSER_TRANSACTION), ChannelId: ch}),
-			SignatureHeader: protoutil.MarshalOrPanic(&cb.SignatureHeader{Creator: creator, Nonce: []byte("nonce")}),
-		},
-		Data: data,
-	})
-	sig, err := signer.Sign(payload)
-	require.NoError(t, err)
-	return &cb.Envelope{Payload: payload, Signature: sig}
-}
-
 func mustHeaders(t testing.TB, env *cb.Envelope) *protoutil.Headers {
 	t.Helper()
 	h, err := protoutil.EnvelopeHeaders(env)
@@ -160,4 +143,11 @@ func mustMarshal(t testing.TB, m proto.Message) []byte {
 	b, err := protoutil.Marshal(m)
 	require.NoError(t, err)
 	return b
+}
+
+// testEnvelope returns an ENDORSER_TRANSACTION envelope for fabchannel
+// signed by the named fixture identity.
+func testEnvelope(t testing.TB, signer string) *cb.Envelope {
+	t.Helper()
+	return testutil.Envelope(identity(t, signer), channel, cb.HeaderType_ENDORSER_TRANSACTION, []byte("tx"))
 }

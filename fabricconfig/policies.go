@@ -231,7 +231,8 @@ func (p *policy) evaluate(cs *msp.CheckedSignatures) error {
 
 // EvaluatePolicy returns nil when signed satisfies the policy at path, an
 // absolute policy path such as ChannelWriters ("/Channel/Writers") or
-// "/Channel/Application/Org1MSP/Admins", and an error wrapping
+// "/Channel/Application/Org1MSP/Admins", or one relative to the channel
+// group ("Writers", "Application/Org1MSP/Admins"), and an error wrapping
 // channelconfig.ErrForbidden (and msp.ErrPolicyNotSatisfied when the policy
 // exists) otherwise. Policies are evaluated as Fabric's are (see the
 // package documentation); the signatures are checked once however many

@@ -1,6 +1,7 @@
 package fabricconfig_test
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -150,4 +151,28 @@ func TestValidateDeliver(t *testing.T) {
 	require.ErrorIs(t, b.ValidateDeliver(testutil.Envelope(stranger, channel, cb.HeaderType_DELIVER_SEEK_INFO, nil)), channelconfig.ErrForbidden)
 	require.ErrorIs(t, b.ValidateDeliver(testutil.Envelope(identity(t, "peer0.org1"), channel, cb.HeaderType_ENDORSER_TRANSACTION, nil)), channelconfig.ErrMalformed)
 	require.ErrorIs(t, b.ValidateDeliver(testutil.Envelope(identity(t, "peer0.org1"), "other", cb.HeaderType_DELIVER_SEEK_INFO, nil)), channelconfig.ErrWrongChannel)
+}
+
+// TestValidateConcurrent validates envelopes of valid and invalid creators
+// from several goroutines; run it with -race.
+func TestValidateConcurrent(t *testing.T) {
+	b := bundleAt(t, 0)
+	good := []*cb.Envelope{envelope(t, block(t, 1), 0), testEnvelope(t, "User1@org2"), testEnvelope(t, "Admin@org1")}
+	bad := []*cb.Envelope{testEnvelope(t, "peer0.org1"), envelope(t, block(t, 4), 0)}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 20 {
+				if err := b.ValidateNormal(good[(g+i)%len(good)]); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := b.ValidateNormal(bad[(g+i)%len(bad)]); err == nil {
+					t.Error("invalid envelope accepted")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -29,9 +29,10 @@ const (
 	FileConfig           = "config.yaml"
 )
 
-// nodeOUsFile is the part of Fabric's config.yaml that LoadDir reads.
-type nodeOUsFile struct {
-	NodeOUs *struct {
+// configFile is the part of Fabric's config.yaml that LoadDir reads.
+type configFile struct {
+	OrganizationalUnitIdentifiers []ouIdentFile `yaml:"OrganizationalUnitIdentifiers"`
+	NodeOUs                       *struct {
 		Enable              bool         `yaml:"Enable"`
 		ClientOUIdentifier  *ouIdentFile `yaml:"ClientOUIdentifier"`
 		PeerOUIdentifier    *ouIdentFile `yaml:"PeerOUIdentifier"`
@@ -48,10 +49,10 @@ type ouIdentFile struct {
 // LoadDir reads an MSP folder in Fabric's layout into an MSPConfig named
 // mspID: PEM files in cacerts/ (at least one), intermediatecerts/,
 // admincerts/, crls/, tlscacerts/ and tlsintermediatecerts/ (all but
-// cacerts optional), and the NodeOUs section of an optional config.yaml,
-// whose Certificate paths are relative to dir. Files are read in name
-// order. Other sections of config.yaml (OrganizationalUnitIdentifiers) are
-// ignored. LoadDir does not build the MSP: pass the result to New.
+// cacerts optional), and the OrganizationalUnitIdentifiers and NodeOUs
+// sections of an optional config.yaml, whose Certificate paths are relative
+// to dir. Files are read in name order. LoadDir does not build the MSP:
+// pass the result to New.
 func LoadDir(dir, mspID string) (*ccpb.MSPConfig, error) {
 	if mspID == "" {
 		return nil, fmt.Errorf("%w: empty MSP ID", ErrMalformed)
@@ -82,9 +83,16 @@ func LoadDir(dir, mspID string) (*ccpb.MSPConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msp %s: %w", mspID, err)
 	}
-	var f nodeOUsFile
+	var f configFile
 	if err := yaml.Unmarshal(raw, &f); err != nil {
 		return nil, fmt.Errorf("%w: msp %s: %s: %w", ErrMalformed, mspID, FileConfig, err)
+	}
+	for _, x := range f.OrganizationalUnitIdentifiers {
+		oi, err := x.load(dir, mspID)
+		if err != nil {
+			return nil, err
+		}
+		cfg.OrganizationalUnitIdentifiers = append(cfg.OrganizationalUnitIdentifiers, oi)
 	}
 	if f.NodeOUs == nil {
 		return cfg, nil
@@ -102,22 +110,33 @@ func LoadDir(dir, mspID string) (*ccpb.MSPConfig, error) {
 		if x.src == nil {
 			continue
 		}
-		oi := &ccpb.FabricOUIdentifier{OrganizationalUnitIdentifier: x.src.OrganizationalUnitIdentifier}
-		if x.src.Certificate != "" {
-			p := x.src.Certificate
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(dir, p)
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("msp %s: NodeOU certificate: %w", mspID, err)
-			}
-			oi.Certificate = b
+		oi, err := x.src.load(dir, mspID)
+		if err != nil {
+			return nil, err
 		}
 		*x.dst = oi
 	}
 	cfg.FabricNodeOus = n
 	return cfg, nil
+}
+
+// load returns the identifier f describes, with its certificate file (a
+// path relative to dir, if not absolute) read.
+func (f ouIdentFile) load(dir, mspID string) (*ccpb.FabricOUIdentifier, error) {
+	oi := &ccpb.FabricOUIdentifier{OrganizationalUnitIdentifier: f.OrganizationalUnitIdentifier}
+	if f.Certificate == "" {
+		return oi, nil
+	}
+	p := f.Certificate
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("msp %s: certificate of OU %q: %w", mspID, f.OrganizationalUnitIdentifier, err)
+	}
+	oi.Certificate = b
+	return oi, nil
 }
 
 // readPEMDir returns the PEM blocks of every regular file of dir, in file

@@ -5,8 +5,9 @@
 // An MSP is built from a channelconfig.MSPConfig (New), usually read from a
 // Fabric MSP folder (LoadDir). It trusts certificates that chain to one of
 // its root CAs through its intermediate CAs, are within their validity
-// period, are not revoked by a CRL of their issuing CA and, when NodeOUs
-// are enabled, carry exactly one role OU. A Manager holds the MSPs of a
+// period, are not revoked by a CRL of their issuing CA, carry one of its
+// organisational units when it lists any, and, when NodeOUs are enabled,
+// carry exactly one role OU. A Manager holds the MSPs of a
 // channel and turns a serialized identity (msp.SerializedIdentity, the
 // creator of a signature header) into an Identity of the MSP it names.
 //

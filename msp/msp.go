@@ -30,7 +30,10 @@ type MSP struct {
 	admins        []*x509.Certificate
 	crls          []*x509.RevocationList
 	nodeOUs       *nodeOUs
-	now           func() time.Time
+	// ous are the organisational units an identity must carry one of
+	// (none: no such requirement).
+	ous []orgUnit
+	now func() time.Time
 
 	// ids caches deserialized identities by serialized bytes, valid caches
 	// successful validations by certificate DER. Both are bounded.
@@ -46,6 +49,14 @@ type nodeOUs struct {
 type ouIdentifier struct {
 	ou   string
 	cert *x509.Certificate // nil: any certifier of the MSP
+}
+
+// orgUnit is one of the organisational units an MSP accepts, bound to the
+// certifiers identifier of its CA, as in Fabric: an identity carries it when
+// it has the OU and its chain above the leaf is that CA's chain.
+type orgUnit struct {
+	ou         string
+	certifiers []byte
 }
 
 // Option configures an MSP built by New.
@@ -65,7 +76,9 @@ func WithClock(now func() time.Time) Option {
 // New builds the MSP described by cfg. Every root and intermediate
 // certificate must be a CA certificate, every intermediate and admin
 // certificate must chain to a root, every CRL must be signed by one of the
-// MSP's CAs, and NodeOU certificates must be CAs of the MSP. Validity periods
+// MSP's CAs, NodeOU certificates must be CAs of the MSP, and every
+// organisational unit identifier must name an OU and carry the certificate
+// of a CA of the MSP (as Fabric requires). Validity periods
 // are not checked here but when identities are validated. Certificates and
 // CRLs are PEM encoded (CRLs may also be DER). The MSP keeps a copy of cfg.
 func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
@@ -156,6 +169,28 @@ func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
 		if _, err := parseCertificatePEM(b); err != nil {
 			return nil, fail("TLS certificate %d: %w", i, err)
 		}
+	}
+	for i, x := range cfg.GetOrganizationalUnitIdentifiers() {
+		if x.GetOrganizationalUnitIdentifier() == "" {
+			return nil, fail("%w: organisational unit identifier %d names no OU", ErrMalformed, i)
+		}
+		if len(x.GetCertificate()) == 0 {
+			return nil, fail("%w: organisational unit %q has no certificate", ErrMalformed, x.GetOrganizationalUnitIdentifier())
+		}
+		c, err := parseCertificatePEM(x.GetCertificate())
+		if err != nil {
+			return nil, fail("organisational unit %q certificate: %w", x.GetOrganizationalUnitIdentifier(), err)
+		}
+		if !m.isCA(c) {
+			return nil, fail("%w: organisational unit %q certificate is not a CA of the MSP", ErrMalformed, x.GetOrganizationalUnitIdentifier())
+		}
+		chain, err := m.chain(c, c.NotBefore.Add(time.Second))
+		if err != nil {
+			return nil, fail("organisational unit %q certificate: %w", x.GetOrganizationalUnitIdentifier(), err)
+		}
+		// The CA's chain, itself first: what an identity it issued has
+		// above its leaf.
+		m.ous = append(m.ous, orgUnit{ou: x.GetOrganizationalUnitIdentifier(), certifiers: chainID(chain)})
 	}
 	if n := cfg.GetFabricNodeOus(); n.GetEnable() {
 		m.nodeOUs = new(nodeOUs)
@@ -273,9 +308,10 @@ func (m *MSP) chain(c *x509.Certificate, at time.Time) ([]*x509.Certificate, err
 // MSP's ID (else ErrUnknownMSP), is not a CA certificate, is within its
 // validity period (else ErrExpired), chains to a root of the MSP through its
 // intermediates (else ErrUntrusted), is not revoked by a CRL signed by the
-// CA that issued it or one of its chain (else ErrRevoked) and, when NodeOUs
-// are enabled, carries exactly one of the configured role OUs (else
-// ErrUntrusted).
+// CA that issued it or one of its chain (else ErrRevoked), carries one of
+// the MSP's organisational units, if it lists any, issued directly by that
+// unit's CA (else ErrUntrusted) and, when NodeOUs are enabled, carries
+// exactly one of the configured role OUs (else ErrUntrusted).
 //
 // Successful validations are cached by certificate: validating the same
 // certificate again only checks that every certificate of its chain is
@@ -318,6 +354,10 @@ func (m *MSP) validate(id Identity) ([]*x509.Certificate, error) {
 			return nil, fmt.Errorf("msp %s: identity %q: certificate %q (serial %s): %w",
 				m.id, name, chain[i].Subject.CommonName, chain[i].SerialNumber, ErrRevoked)
 		}
+	}
+	if len(m.ous) > 0 && !m.hasOrgUnit(c, chain) {
+		return nil, fmt.Errorf("msp %s: identity %q: none of its organisational units %q is one of the MSP's: %w",
+			m.id, name, c.Subject.OrganizationalUnit, ErrUntrusted)
 	}
 	if m.nodeOUs != nil {
 		var roles []string
@@ -367,11 +407,28 @@ func hasOU(c *x509.Certificate, chain []*x509.Certificate, x *ouIdentifier) bool
 // certifiersID is Fabric's certifiers identifier: the SHA-256 of the raw
 // certificates of the chain above the leaf, issuer first, root last.
 func certifiersID(chain []*x509.Certificate) []byte {
+	return chainID(chain[1:])
+}
+
+// chainID is the SHA-256 of the raw certificates of chain, in order.
+func chainID(chain []*x509.Certificate) []byte {
 	h := sha256.New()
-	for _, c := range chain[1:] {
+	for _, c := range chain {
 		h.Write(c.Raw)
 	}
 	return h.Sum(nil)
+}
+
+// hasOrgUnit reports whether c, validated with chain, carries one of the
+// MSP's organisational units, certified by that unit's CA.
+func (m *MSP) hasOrgUnit(c *x509.Certificate, chain []*x509.Certificate) bool {
+	id := certifiersID(chain)
+	for _, u := range m.ous {
+		if slices.Contains(c.Subject.OrganizationalUnit, u.ou) && bytes.Equal(u.certifiers, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // CertifiersIdentifier returns the certifiers identifier of a valid id: the

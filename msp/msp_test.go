@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/asn1"
 	"math/big"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -105,6 +106,39 @@ func TestValidateNodeOUs(t *testing.T) {
 	require.NoError(t, m.Validate(ca.Issue("c", testutil.WithOU(testutil.OUClient))))
 	require.ErrorIs(t, m.Validate(ca.Issue("none")), msp.ErrUntrusted)
 	require.ErrorIs(t, m.Validate(ca.Issue("two", testutil.WithOU(testutil.OUClient, testutil.OUPeer))), msp.ErrUntrusted)
+}
+
+// TestValidateOrganizationalUnits checks Fabric's organisational unit
+// identifiers: an identity must carry one of the listed OUs, issued directly
+// by the CA the identifier names.
+func TestValidateOrganizationalUnits(t *testing.T) {
+	root := testutil.NewCA(t, "Org1MSP")
+	ica := root.NewIntermediate()
+	cfg := root.MSPConfig()
+	cfg.OrganizationalUnitIdentifiers = []*ccpb.FabricOUIdentifier{
+		{Certificate: root.CertPEM, OrganizationalUnitIdentifier: "sales"},
+		{Certificate: ica.CertPEM, OrganizationalUnitIdentifier: "ops"},
+	}
+	m, err := msp.New(cfg)
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		id   *testutil.Identity
+		want error
+	}{
+		{"OU of its issuer", root.Issue("a", testutil.WithOU("sales")), nil},
+		{"one of several OUs", root.Issue("b", testutil.WithOU("x", "sales")), nil},
+		{"OU of the intermediate", ica.Issue("c", testutil.WithOU("ops")), nil},
+		{"no OU", root.Issue("d"), msp.ErrUntrusted},
+		{"unlisted OU", root.Issue("e", testutil.WithOU("x")), msp.ErrUntrusted},
+		{"OU bound to another CA", root.Issue("f", testutil.WithOU("ops")), msp.ErrUntrusted},
+		{"OU of the root under the intermediate", ica.Issue("g", testutil.WithOU("sales")), msp.ErrUntrusted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkVerdict(t, tt.want, m.Validate(tt.id))
+		})
+	}
 }
 
 func sign(t *testing.T, id msp.SigningIdentity, msg []byte) []byte {
@@ -304,6 +338,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"foreign admin", func(c *ccpb.MSPConfig) { c.Admins = [][]byte{foreign.Issue("a").CertPEM} }},
 		{"foreign CRL", func(c *ccpb.MSPConfig) { c.RevocationList = [][]byte{foreign.CRL()} }},
 		{"garbage CRL", func(c *ccpb.MSPConfig) { c.RevocationList = [][]byte{[]byte("junk")} }},
+		{"OU without certificate", func(c *ccpb.MSPConfig) {
+			c.OrganizationalUnitIdentifiers = []*ccpb.FabricOUIdentifier{{OrganizationalUnitIdentifier: "sales"}}
+		}},
+		{"OU without name", func(c *ccpb.MSPConfig) {
+			c.OrganizationalUnitIdentifiers = []*ccpb.FabricOUIdentifier{{Certificate: ca.CertPEM}}
+		}},
+		{"OU foreign cert", func(c *ccpb.MSPConfig) {
+			c.OrganizationalUnitIdentifiers = []*ccpb.FabricOUIdentifier{{Certificate: foreign.CertPEM, OrganizationalUnitIdentifier: "sales"}}
+		}},
 		{"NodeOU foreign cert", func(c *ccpb.MSPConfig) {
 			c.FabricNodeOus = &ccpb.FabricNodeOUs{Enable: true, ClientOuIdentifier: &ccpb.FabricOUIdentifier{Certificate: foreign.CertPEM, OrganizationalUnitIdentifier: "client"}}
 		}},
@@ -367,5 +410,28 @@ func TestLoadDir(t *testing.T) {
 	_, err := msp.LoadDir(t.TempDir(), "Org1MSP")
 	require.Error(t, err)
 	_, err = msp.LoadSigningIdentity(t.TempDir(), "Org1MSP")
+	require.Error(t, err)
+}
+
+func TestLoadDirOrganizationalUnits(t *testing.T) {
+	ca := testutil.NewCA(t, "Org1MSP")
+	dir := filepath.Join(t.TempDir(), "msp")
+	require.NoError(t, ca.WriteMSPDir(dir, nil))
+	y := "OrganizationalUnitIdentifiers:\n  - Certificate: cacerts/ca-0.pem\n    OrganizationalUnitIdentifier: sales\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, msp.FileConfig), []byte(y), 0o600))
+
+	cfg, err := msp.LoadDir(dir, "Org1MSP")
+	require.NoError(t, err)
+	require.Len(t, cfg.OrganizationalUnitIdentifiers, 1)
+	require.Equal(t, "sales", cfg.OrganizationalUnitIdentifiers[0].OrganizationalUnitIdentifier)
+	require.Equal(t, ca.CertPEM, cfg.OrganizationalUnitIdentifiers[0].Certificate)
+	m, err := msp.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.Validate(ca.Issue("a", testutil.WithOU("sales"))))
+	require.ErrorIs(t, m.Validate(ca.Issue("b", testutil.WithOU("x"))), msp.ErrUntrusted)
+
+	y = "OrganizationalUnitIdentifiers:\n  - Certificate: cacerts/missing.pem\n    OrganizationalUnitIdentifier: sales\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, msp.FileConfig), []byte(y), 0o600))
+	_, err = msp.LoadDir(dir, "Org1MSP")
 	require.Error(t, err)
 }

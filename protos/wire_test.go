@@ -11,6 +11,7 @@ import (
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	"github.com/kafkaconsensus/kafkaconsensus/protos/msp"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	pb "github.com/kafkaconsensus/kafkaconsensus/protos/peer"
 )
 
 // wire joins hex fragments, ignoring spaces, so that each fragment can carry
@@ -194,6 +195,51 @@ var wireCases = []struct {
 		"12 02", //   field 2 (rules[1]), len 2:
 		"08 01", //     field 1 (signed_by), 1
 	)},
+	{"common.Config", &cb.Config{Sequence: 1, ChannelGroup: &cb.ConfigGroup{}}, wire(
+		"08 01", // field 1 (sequence), wire type 0, 1
+		"12 00", // field 2 (channel_group), wire type 2, len 0: a set empty message is written
+	)},
+	{"common.ConfigGroup", &cb.ConfigGroup{
+		Version:   1,
+		Values:    map[string]*cb.ConfigValue{"A": {Version: 2}},
+		ModPolicy: "x",
+	}, wire(
+		"08 01",    // field 1 (version), 1
+		"1a 07",    // field 3 (values), one map entry, wire type 2, len 7:
+		"0a 01 41", //   entry field 1 (key), len 1, "A"
+		"12 02",    //   entry field 2 (value), len 2: a ConfigValue
+		"08 02",    //     field 1 (version), 2
+		"2a 01 78", // field 5 (mod_policy), wire type 2: tag 5<<3|2 = 2a, len 1, "x"
+	)},
+	{"common.ConfigValue", &cb.ConfigValue{Version: 1, Value: []byte("v"), ModPolicy: "Admins"}, wire(
+		"08 01",              // field 1 (version), 1
+		"12 01 76",           // field 2 (value), len 1, "v"
+		"1a 06 41646d696e73", // field 3 (mod_policy), len 6, "Admins"
+	)},
+	{"common.ConfigUpdateEnvelope", &cb.ConfigUpdateEnvelope{
+		ConfigUpdate: []byte("u"),
+		Signatures:   []*cb.ConfigSignature{{SignatureHeader: []byte("h"), Signature: []byte("s")}},
+	}, wire(
+		"0a 01 75", // field 1 (config_update), len 1, "u"
+		"12 06",    // field 2 (signatures[0]), len 6:
+		"0a 01 68", //   field 1 (signature_header), len 1, "h"
+		"12 01 73", //   field 2 (signature), len 1, "s"
+	)},
+	{"orderer.BatchSize", &ab.BatchSize{MaxMessageCount: 10, AbsoluteMaxBytes: 10 << 20, PreferredMaxBytes: 512 << 10}, wire(
+		"08 0a",          // field 1 (max_message_count), 10
+		"10 80 80 80 05", // field 2 (absolute_max_bytes), 10485760 = 5<<21: three empty 7-bit groups, then 5
+		"18 80 80 20",    // field 3 (preferred_max_bytes), 524288 = 1<<19 = 0x20<<14
+	)},
+	{"orderer.BatchTimeout", &ab.BatchTimeout{Timeout: "1s"}, wire(
+		"0a 02 3173", // field 1 (timeout), len 2, "1s"
+	)},
+	{"msp.MSPConfig", &msp.MSPConfig{Type: 0, Config: []byte("c")}, wire(
+		"12 01 63", // field 2 (config), len 1, "c"; type FABRIC = 0 omitted
+	)},
+	{"protos.AnchorPeer", &pb.AnchorPeer{Host: "h", Port: 31151}, wire(
+		"0a 01 68",    // field 1 (host), len 1, "h"
+		"10 af f3 01", // field 2 (port), 31151 = 47 + 115<<7 + 1<<14 → af f3 01
+	)},
 }
 
 func TestWireFormat(t *testing.T) {
@@ -259,6 +305,39 @@ func TestFullNames(t *testing.T) {
 		{&ab.SeekInfo{}, "orderer.SeekInfo"},
 		{&ab.SeekPosition{}, "orderer.SeekPosition"},
 		{&ab.DeliverResponse{}, "orderer.DeliverResponse"},
+		{&cb.ConfigEnvelope{}, "common.ConfigEnvelope"},
+		{&cb.Config{}, "common.Config"},
+		{&cb.ConfigGroup{}, "common.ConfigGroup"},
+		{&cb.ConfigValue{}, "common.ConfigValue"},
+		{&cb.ConfigPolicy{}, "common.ConfigPolicy"},
+		{&cb.ConfigUpdateEnvelope{}, "common.ConfigUpdateEnvelope"},
+		{&cb.ConfigUpdate{}, "common.ConfigUpdate"},
+		{&cb.ConfigSignature{}, "common.ConfigSignature"},
+		{&cb.HashingAlgorithm{}, "common.HashingAlgorithm"},
+		{&cb.BlockDataHashingStructure{}, "common.BlockDataHashingStructure"},
+		{&cb.OrdererAddresses{}, "common.OrdererAddresses"},
+		{&cb.Consenter{}, "common.Consenter"},
+		{&cb.Orderers{}, "common.Orderers"},
+		{&cb.Consortium{}, "common.Consortium"},
+		{&cb.Capabilities{}, "common.Capabilities"},
+		{&cb.Capability{}, "common.Capability"},
+		{&cb.OrdererBlockMetadata{}, "common.OrdererBlockMetadata"},
+		{&ab.ConsensusType{}, "orderer.ConsensusType"},
+		{&ab.BatchSize{}, "orderer.BatchSize"},
+		{&ab.BatchTimeout{}, "orderer.BatchTimeout"},
+		{&ab.KafkaBrokers{}, "orderer.KafkaBrokers"},
+		{&ab.ChannelRestrictions{}, "orderer.ChannelRestrictions"},
+		{&msp.MSPConfig{}, "msp.MSPConfig"},
+		{&msp.FabricMSPConfig{}, "msp.FabricMSPConfig"},
+		{&msp.FabricCryptoConfig{}, "msp.FabricCryptoConfig"},
+		{&msp.SigningIdentityInfo{}, "msp.SigningIdentityInfo"},
+		{&msp.KeyInfo{}, "msp.KeyInfo"},
+		{&msp.FabricOUIdentifier{}, "msp.FabricOUIdentifier"},
+		{&msp.FabricNodeOUs{}, "msp.FabricNodeOUs"},
+		{&pb.AnchorPeers{}, "protos.AnchorPeers"},
+		{&pb.AnchorPeer{}, "protos.AnchorPeer"},
+		{&pb.APIResource{}, "protos.APIResource"},
+		{&pb.ACLs{}, "protos.ACLs"},
 	} {
 		if got := string(tc.msg.ProtoReflect().Descriptor().FullName()); got != tc.want {
 			t.Errorf("%T: full name %q, want %q", tc.msg, got, tc.want)
@@ -270,6 +349,7 @@ func TestFullNames(t *testing.T) {
 		{string(cb.BlockMetadataIndex(0).Descriptor().FullName()), "common.BlockMetadataIndex"},
 		{string(ab.KafkaMessageRegular_Class(0).Descriptor().FullName()), "orderer.KafkaMessageRegular.Class"},
 		{string(ab.SeekInfo_SeekBehavior(0).Descriptor().FullName()), "orderer.SeekInfo.SeekBehavior"},
+		{string(ab.ConsensusType_State(0).Descriptor().FullName()), "orderer.ConsensusType.State"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("enum full name %q, want %q", tc.got, tc.want)

@@ -267,17 +267,19 @@ func (x *Organization) GetPolicies() map[string]*common.Policy {
 // MSPConfig is the part of Fabric's FabricMSPConfig that an orderer needs,
 // with the same field numbers.
 type MSPConfig struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	Name                 string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	RootCerts            [][]byte               `protobuf:"bytes,2,rep,name=root_certs,json=rootCerts,proto3" json:"root_certs,omitempty"`
-	IntermediateCerts    [][]byte               `protobuf:"bytes,3,rep,name=intermediate_certs,json=intermediateCerts,proto3" json:"intermediate_certs,omitempty"`
-	Admins               [][]byte               `protobuf:"bytes,4,rep,name=admins,proto3" json:"admins,omitempty"`
-	RevocationList       [][]byte               `protobuf:"bytes,5,rep,name=revocation_list,json=revocationList,proto3" json:"revocation_list,omitempty"`
-	TlsRootCerts         [][]byte               `protobuf:"bytes,9,rep,name=tls_root_certs,json=tlsRootCerts,proto3" json:"tls_root_certs,omitempty"`
-	TlsIntermediateCerts [][]byte               `protobuf:"bytes,10,rep,name=tls_intermediate_certs,json=tlsIntermediateCerts,proto3" json:"tls_intermediate_certs,omitempty"`
-	FabricNodeOus        *FabricNodeOUs         `protobuf:"bytes,11,opt,name=fabric_node_ous,json=fabricNodeOus,proto3" json:"fabric_node_ous,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RootCerts         [][]byte               `protobuf:"bytes,2,rep,name=root_certs,json=rootCerts,proto3" json:"root_certs,omitempty"`
+	IntermediateCerts [][]byte               `protobuf:"bytes,3,rep,name=intermediate_certs,json=intermediateCerts,proto3" json:"intermediate_certs,omitempty"`
+	Admins            [][]byte               `protobuf:"bytes,4,rep,name=admins,proto3" json:"admins,omitempty"`
+	RevocationList    [][]byte               `protobuf:"bytes,5,rep,name=revocation_list,json=revocationList,proto3" json:"revocation_list,omitempty"`
+	// Organisational units an identity must carry one of (when not empty).
+	OrganizationalUnitIdentifiers []*FabricOUIdentifier `protobuf:"bytes,7,rep,name=organizational_unit_identifiers,json=organizationalUnitIdentifiers,proto3" json:"organizational_unit_identifiers,omitempty"`
+	TlsRootCerts                  [][]byte              `protobuf:"bytes,9,rep,name=tls_root_certs,json=tlsRootCerts,proto3" json:"tls_root_certs,omitempty"`
+	TlsIntermediateCerts          [][]byte              `protobuf:"bytes,10,rep,name=tls_intermediate_certs,json=tlsIntermediateCerts,proto3" json:"tls_intermediate_certs,omitempty"`
+	FabricNodeOus                 *FabricNodeOUs        `protobuf:"bytes,11,opt,name=fabric_node_ous,json=fabricNodeOus,proto3" json:"fabric_node_ous,omitempty"`
+	unknownFields                 protoimpl.UnknownFields
+	sizeCache                     protoimpl.SizeCache
 }
 
 func (x *MSPConfig) Reset() {
@@ -341,6 +343,13 @@ func (x *MSPConfig) GetAdmins() [][]byte {
 func (x *MSPConfig) GetRevocationList() [][]byte {
 	if x != nil {
 		return x.RevocationList
+	}
+	return nil
+}
+
+func (x *MSPConfig) GetOrganizationalUnitIdentifiers() []*FabricOUIdentifier {
+	if x != nil {
+		return x.OrganizationalUnitIdentifiers
 	}
 	return nil
 }
@@ -679,14 +688,15 @@ const file_channelconfig_channelconfig_proto_rawDesc = "" +
 	"\bpolicies\x18\x03 \x03(\v28.kafkaconsensus.channelconfig.Organization.PoliciesEntryR\bpolicies\x1aK\n" +
 	"\rPoliciesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12$\n" +
-	"\x05value\x18\x02 \x01(\v2\x0e.common.PolicyR\x05value:\x028\x01\"\xdf\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x0e.common.PolicyR\x05value:\x028\x01\"\xd9\x03\n" +
 	"\tMSPConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
 	"root_certs\x18\x02 \x03(\fR\trootCerts\x12-\n" +
 	"\x12intermediate_certs\x18\x03 \x03(\fR\x11intermediateCerts\x12\x16\n" +
 	"\x06admins\x18\x04 \x03(\fR\x06admins\x12'\n" +
-	"\x0frevocation_list\x18\x05 \x03(\fR\x0erevocationList\x12$\n" +
+	"\x0frevocation_list\x18\x05 \x03(\fR\x0erevocationList\x12x\n" +
+	"\x1forganizational_unit_identifiers\x18\a \x03(\v20.kafkaconsensus.channelconfig.FabricOUIdentifierR\x1dorganizationalUnitIdentifiers\x12$\n" +
 	"\x0etls_root_certs\x18\t \x03(\fR\ftlsRootCerts\x124\n" +
 	"\x16tls_intermediate_certs\x18\n" +
 	" \x03(\fR\x14tlsIntermediateCerts\x12S\n" +
@@ -748,19 +758,20 @@ var file_channelconfig_channelconfig_proto_depIdxs = []int32{
 	6,  // 5: kafkaconsensus.channelconfig.ChannelConfig.kafka:type_name -> kafkaconsensus.channelconfig.KafkaSettings
 	3,  // 6: kafkaconsensus.channelconfig.Organization.msp:type_name -> kafkaconsensus.channelconfig.MSPConfig
 	10, // 7: kafkaconsensus.channelconfig.Organization.policies:type_name -> kafkaconsensus.channelconfig.Organization.PoliciesEntry
-	4,  // 8: kafkaconsensus.channelconfig.MSPConfig.fabric_node_ous:type_name -> kafkaconsensus.channelconfig.FabricNodeOUs
-	5,  // 9: kafkaconsensus.channelconfig.FabricNodeOUs.client_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
-	5,  // 10: kafkaconsensus.channelconfig.FabricNodeOUs.peer_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
-	5,  // 11: kafkaconsensus.channelconfig.FabricNodeOUs.admin_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
-	5,  // 12: kafkaconsensus.channelconfig.FabricNodeOUs.orderer_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
-	8,  // 13: kafkaconsensus.channelconfig.ConfigEnvelope.signatures:type_name -> kafkaconsensus.channelconfig.ConfigSignature
-	12, // 14: kafkaconsensus.channelconfig.ChannelConfig.PoliciesEntry.value:type_name -> common.Policy
-	12, // 15: kafkaconsensus.channelconfig.Organization.PoliciesEntry.value:type_name -> common.Policy
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 8: kafkaconsensus.channelconfig.MSPConfig.organizational_unit_identifiers:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
+	4,  // 9: kafkaconsensus.channelconfig.MSPConfig.fabric_node_ous:type_name -> kafkaconsensus.channelconfig.FabricNodeOUs
+	5,  // 10: kafkaconsensus.channelconfig.FabricNodeOUs.client_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
+	5,  // 11: kafkaconsensus.channelconfig.FabricNodeOUs.peer_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
+	5,  // 12: kafkaconsensus.channelconfig.FabricNodeOUs.admin_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
+	5,  // 13: kafkaconsensus.channelconfig.FabricNodeOUs.orderer_ou_identifier:type_name -> kafkaconsensus.channelconfig.FabricOUIdentifier
+	8,  // 14: kafkaconsensus.channelconfig.ConfigEnvelope.signatures:type_name -> kafkaconsensus.channelconfig.ConfigSignature
+	12, // 15: kafkaconsensus.channelconfig.ChannelConfig.PoliciesEntry.value:type_name -> common.Policy
+	12, // 16: kafkaconsensus.channelconfig.Organization.PoliciesEntry.value:type_name -> common.Policy
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_channelconfig_channelconfig_proto_init() }

@@ -21,8 +21,10 @@ type BlockSource interface {
 	// Blocks calls fn with the channel's blocks from number from on, in
 	// order, up to the newest block the source has, and returns nil once
 	// it has sent them all. It stops early, returning fn's error, when fn
-	// fails, and returns ctx's error when ctx ends. Blocks may be called
-	// concurrently for different channels.
+	// fails, and returns ctx's error when ctx ends. A source that waits on
+	// the network must bound the wait (a peer that stops answering): the
+	// chain waits for Blocks before it tries the next source. Blocks may be
+	// called concurrently for different channels.
 	Blocks(ctx context.Context, channel string, from uint64, fn func(*cb.Block) error) error
 }
 

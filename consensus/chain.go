@@ -246,6 +246,9 @@ func (ch *Chain) unavailable(s *state) error {
 	case statusHalted:
 		return s.err
 	case statusNew, statusStarting:
+		if s.cause != nil {
+			return fmt.Errorf("%w: channel %s is %v: %w", ErrNotReady, ch.channel, s.status, s.cause)
+		}
 		return fmt.Errorf("%w: channel %s is %v", ErrNotReady, ch.channel, s.status)
 	case statusErrored:
 		if s.cause != nil {

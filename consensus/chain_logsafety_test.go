@@ -59,11 +59,17 @@ func TestLogRecordsMissingCatchUp(t *testing.T) {
 	c.Node(2).Stop()
 	orderSome(t, ctx, c, ch, "while-stopped", 25, acks)
 	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	// A record after the last block, which no block persists.
+	produceRaw(t, ctx, rawClient(t, k), ch, []byte("not an orderer message"))
 	require.NoError(t, k.DeleteRecords(ctx, ch, endOffset(t, ctx, k, ch)))
 
 	require.NoError(t, c.Node(2).Restart())
-	// The last records the others consumed may be in no block yet: node 2
-	// waits for a block past the gap, which the next envelope brings.
+	// The last records the others consumed are in no block yet: node 2 waits for a block past
+	// the gap, which the next envelope brings, and says why it waits.
+	require.Eventually(t, func() bool {
+		err := c.Node(2).Chain(ch).Ready()
+		return errors.Is(err, consensus.ErrNotReady) && errors.Is(err, consensus.ErrRecordsMissing)
+	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.Node(0).Order(ctx, ch, c.Envelope(ch, []byte(ch+"/after/first"))))
 	acks.add(ch, ch+"/after/first")
 	require.NoError(t, c.Node(2).WaitReady(ctx))

@@ -50,6 +50,8 @@ func (ch *Chain) retry(steps ...step) error {
 				return fmt.Errorf("%s: giving up after %v: %w", st.name, time.Since(start).Round(time.Millisecond), err)
 			}
 			ch.quiet.Log(logWarn, "setup", "kafka set-up step failed, retrying", "step", st.name, "attempt", attempt, "in", wait, "err", err)
+			cause := fmt.Errorf("%s: %w", st.name, err)
+			ch.setState(func(s *state) { s.cause = cause })
 			select {
 			case <-time.After(wait):
 			case <-ch.ctx.Done():
@@ -58,6 +60,7 @@ func (ch *Chain) retry(steps ...step) error {
 		}
 	}
 	ch.quiet.Reset("setup")
+	ch.setState(func(s *state) { s.cause = nil })
 	return nil
 }
 

@@ -207,7 +207,7 @@ func TestValidateNormal(t *testing.T) {
 		want error
 	}{
 		{"valid", tx(o1.admin), nil},
-		{"too large", testutil.Envelope(o1.admin, channel, cb.HeaderType_MESSAGE, make([]byte, 2000)), channelconfig.ErrTooLarge},
+		{"large, the node's check", testutil.Envelope(o1.admin, channel, cb.HeaderType_MESSAGE, make([]byte, 2000)), nil},
 		{"nil", nil, channelconfig.ErrMalformed},
 		{"garbage payload", &cb.Envelope{Payload: []byte{0xff, 0x01}}, channelconfig.ErrMalformed},
 		{"no header", &cb.Envelope{Payload: protoutil.MarshalOrPanic(&cb.Payload{Data: []byte("x")})}, channelconfig.ErrMalformed},
@@ -375,9 +375,6 @@ func TestValidateConfig(t *testing.T) {
 			e.Signature = envelope(next(), 0, 1).Signature
 			return e
 		}(), channelconfig.ErrBadSignature},
-		{"too large", envelope(next(func(c *ccpb.ChannelConfig) {
-			c.Kafka = &ccpb.KafkaSettings{Brokers: []string{string(make([]byte, 2<<20))}}
-		}), 0, 1), channelconfig.ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,7 @@
 // Invariants: a Bundle never changes; ValidateConfig returns a new Bundle
 // whose sequence is exactly one more; a config update is authorised by the
 // configuration it replaces, never by itself. Errors wrap the sentinels
-// ErrTooLarge, ErrWrongChannel, ErrBadSignature, ErrForbidden,
-// ErrBadSequence and ErrMalformed.
+// ErrWrongChannel, ErrBadSignature, ErrForbidden, ErrBadSequence and
+// ErrMalformed. An envelope's size against AbsoluteMaxBytes is the ordering
+// node's check (consensus.ErrTooLarge), not the configuration's.
 package channelconfig

@@ -10,9 +10,6 @@ import (
 // test for them with errors.Is. Errors caused by an identity also wrap the
 // msp package's error (msp.ErrExpired, msp.ErrUnknownMSP...).
 var (
-	// ErrTooLarge reports an envelope whose payload and signature exceed
-	// the channel's AbsoluteMaxBytes.
-	ErrTooLarge = errors.New("channelconfig: envelope too large")
 	// ErrWrongChannel reports an envelope or configuration for another
 	// channel.
 	ErrWrongChannel = errors.New("channelconfig: wrong channel")

@@ -13,8 +13,7 @@ import (
 )
 
 // ValidateNormal checks a normal (non-configuration) envelope submitted to
-// the channel, in this order: its size (payload plus signature) is at most
-// AbsoluteMaxBytes (else ErrTooLarge); its payload and headers decode (else
+// the channel, in this order: its payload and headers decode (else
 // ErrMalformed); its channel header names this channel (else
 // ErrWrongChannel); its header type is not CONFIG (else ErrMalformed); its
 // creator deserializes and is valid (else ErrForbidden, also wrapping the
@@ -25,7 +24,7 @@ import (
 // The creator is deserialized, validated and its signature verified once;
 // the policy is evaluated with that result.
 func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
-	h, creator, err := b.checkEnvelope(env, true)
+	h, creator, err := b.checkEnvelope(env)
 	if err != nil {
 		return err
 	}
@@ -38,10 +37,9 @@ func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
 // ValidateDeliver checks a Deliver request: a DELIVER_SEEK_INFO envelope for
 // this channel (else ErrMalformed or ErrWrongChannel) whose creator is
 // valid (else ErrForbidden), whose signature verifies (else
-// ErrBadSignature) and satisfies the Readers policy (else ErrForbidden). Its
-// size is not limited.
+// ErrBadSignature) and satisfies the Readers policy (else ErrForbidden).
 func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
-	h, creator, err := b.checkEnvelope(env, false)
+	h, creator, err := b.checkEnvelope(env)
 	if err != nil {
 		return err
 	}
@@ -52,8 +50,8 @@ func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
 }
 
 // ValidateConfig checks a configuration update and returns the Bundle of
-// the new configuration. env must pass the size, decoding and channel
-// checks of ValidateNormal, have header type CONFIG (else ErrMalformed),
+// the new configuration. env must pass the decoding and channel checks of
+// ValidateNormal, have header type CONFIG (else ErrMalformed),
 // be signed by a valid creator (else ErrForbidden or ErrBadSignature), and
 // carry a ConfigEnvelope (else ErrMalformed) whose configuration is for this
 // channel (else ErrWrongChannel), has sequence Sequence()+1 (else
@@ -62,7 +60,7 @@ func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
 // policy (else ErrForbidden). The new configuration must pass NewBundle
 // (else ErrMalformed); the new Bundle keeps b's options.
 func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
-	h, _, err := b.checkEnvelope(env, true)
+	h, _, err := b.checkEnvelope(env)
 	if err != nil {
 		return nil, err
 	}
@@ -103,16 +101,14 @@ func signedData(env *cb.Envelope, h *protoutil.Headers) msp.SignedData {
 	return msp.SignedData{Data: env.GetPayload(), Identity: h.SignatureHeader.GetCreator(), Signature: env.GetSignature()}
 }
 
-// checkEnvelope runs the checks shared by every kind of envelope: size
-// (when limit), headers, channel, creator validity and signature. It
+// checkEnvelope runs the checks shared by every kind of envelope: headers,
+// channel, creator validity and signature. (The envelope's size against
+// AbsoluteMaxBytes is the ordering node's check, not the configuration's.) It
 // returns the headers and the creator's checked signature, which policies
 // are then evaluated with.
-func (b *Bundle) checkEnvelope(env *cb.Envelope, limit bool) (*protoutil.Headers, *msp.CheckedSignatures, error) {
+func (b *Bundle) checkEnvelope(env *cb.Envelope) (*protoutil.Headers, *msp.CheckedSignatures, error) {
 	if env == nil {
 		return nil, nil, fmt.Errorf("%w: channel %s: nil envelope", ErrMalformed, b.ChannelID())
-	}
-	if size, max := protoutil.EnvelopeSize(env), b.cfg.GetBatchSize().GetAbsoluteMaxBytes(); limit && size > int(max) {
-		return nil, nil, fmt.Errorf("%w: channel %s: envelope of %d bytes exceeds AbsoluteMaxBytes %d", ErrTooLarge, b.ChannelID(), size, max)
 	}
 	h, err := protoutil.EnvelopeHeaders(env)
 	if err != nil {

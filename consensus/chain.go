@@ -225,10 +225,11 @@ func (ch *Chain) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Ready reports, without waiting, whether the chain accepts envelopes now:
-// nil, or an error wrapping ErrNotReady (not started, setting up Kafka,
-// unable to consume, or a re-submitted config in flight) or ErrHalted.
-func (ch *Chain) Ready() error {
+// Available reports, without waiting, whether the chain accepts envelopes
+// now: nil, or an error wrapping ErrNotReady (not started, setting up
+// Kafka, unable to consume, or a re-submitted config in flight), with the
+// cause when there is one, or ErrHalted and the cause of the halt.
+func (ch *Chain) Available() error {
 	s := ch.st.Load()
 	if err := ch.unavailable(s); err != nil {
 		return err

@@ -40,7 +40,7 @@ func waitHalted(t *testing.T, ctx context.Context, chain *consensus.Chain) error
 	select {
 	case <-chain.Done():
 	case <-ctx.Done():
-		t.Fatalf("channel %s did not halt: %v", chain.Channel(), chain.Ready())
+		t.Fatalf("channel %s did not halt: %v", chain.Channel(), chain.Available())
 	}
 	return chain.Err()
 }
@@ -67,7 +67,7 @@ func TestLogRecordsMissingCatchUp(t *testing.T) {
 	// The last records the others consumed are in no block yet: node 2 waits for a block past
 	// the gap, which the next envelope brings, and says why it waits.
 	require.Eventually(t, func() bool {
-		err := c.Node(2).Chain(ch).Ready()
+		err := c.Node(2).Chain(ch).Available()
 		return errors.Is(err, consensus.ErrNotReady) && errors.Is(err, consensus.ErrRecordsMissing)
 	}, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.Node(0).Order(ctx, ch, c.Envelope(ch, []byte(ch+"/after/first"))))
@@ -344,7 +344,7 @@ func TestLogSecondClusterOnTheSameTopic(t *testing.T) {
 		t.Run(fmt.Sprintf("validate=%v", validate), func(t *testing.T) {
 			k := itKafka(t)
 			ctx := itCtx(t, 60*time.Second)
-			var opts []consensustest.ClusterOpt
+			var opts []consensustest.ClusterOption
 			if validate {
 				opts = append(opts, consensustest.WithConsenterOpts(consensus.WithEnvelopeValidation()))
 			}
@@ -394,6 +394,14 @@ func (l *failingLedger) Append(b *cb.Block) error {
 		return errors.New("disk full")
 	}
 	return l.Memory.Append(b)
+}
+
+// AppendBuilt overrides the embedded ledger's, which would bypass Append.
+func (l *failingLedger) AppendBuilt(b *cb.Block) error {
+	if l.fail.Load() {
+		return errors.New("disk full")
+	}
+	return l.Memory.AppendBuilt(b)
 }
 
 // TestLedgerWriteFailureHaltsAndResumes makes a node's ledger fail: the

@@ -31,10 +31,10 @@ const secureChannel = "secure"
 
 // secureKafka starts a one-broker Kafka with opts and registers the leak
 // check, which runs after every later cleanup.
-func secureKafka(t *testing.T, opts ...consensustest.KafkaOpt) *consensustest.Kafka {
+func secureKafka(t *testing.T, opts ...consensustest.KafkaOption) *consensustest.Kafka {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first, runs last
-	k, err := consensustest.StartKafka(append([]consensustest.KafkaOpt{consensustest.WithBrokers(1)}, opts...)...)
+	k, err := consensustest.StartKafka(append([]consensustest.KafkaOption{consensustest.WithBrokers(1)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(k.Close)
 	return k
@@ -42,12 +42,12 @@ func secureKafka(t *testing.T, opts ...consensustest.KafkaOpt) *consensustest.Ka
 
 // secureChain creates and starts a chain on k with opts, and returns it
 // once WaitReady returned, with WaitReady's error.
-func secureChain(t *testing.T, ctx context.Context, k *consensustest.Kafka, opts ...consensus.Opt) (*consensus.Chain, *ledger.Memory, *testutil.Identity, error) {
+func secureChain(t *testing.T, ctx context.Context, k *consensustest.Kafka, opts ...consensus.Option) (*consensus.Chain, *ledger.Memory, *testutil.Identity, error) {
 	t.Helper()
 	ca := testutil.NewCA(t, "Org1")
 	genesis := testutil.GenesisBlock(t, testutil.ChannelConfig(secureChannel, []*testutil.CA{ca},
 		testutil.WithBatchSize(10, 1<<20, 1<<19), testutil.WithBatchTimeout(30*time.Millisecond)))
-	opts = append([]consensus.Opt{
+	opts = append([]consensus.Option{
 		consensus.WithSeedBrokers(k.Addrs()...),
 		consensus.WithRetry(consensustest.FastRetryPolicy()),
 		consensus.WithTopicSettings(consensus.TopicSettings{ReplicationFactor: 1, MinInsyncReplicas: 1}),
@@ -95,8 +95,8 @@ func orderAndCheck(t *testing.T, ctx context.Context, ch *consensus.Chain, l *le
 
 // failFast makes a chain give up its Kafka set-up after about
 // 300ms, and kgo give up retrying a request after 200ms.
-func failFast() []consensus.Opt {
-	return []consensus.Opt{
+func failFast() []consensus.Option {
+	return []consensus.Option{
 		consensus.WithRetry(consensus.RetryPolicy{
 			ShortInterval: 50 * time.Millisecond, ShortTotal: 300 * time.Millisecond,
 			LongInterval: 50 * time.Millisecond, LongTotal: 0,
@@ -115,64 +115,64 @@ func scram256(user, pass string) sasl.Mechanism {
 func TestChainSecurity(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		kafka func(*consensustest.TLSCerts) []consensustest.KafkaOpt
-		chain func(*consensustest.TLSCerts) []consensus.Opt
+		kafka func(*consensustest.TLSCerts) []consensustest.KafkaOption
+		chain func(*consensustest.TLSCerts) []consensus.Option
 	}{
 		{
 			name: "SASLPlain",
-			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithSASLUser(consensustest.SASLPlain, "orderer", "s3cret")}
+			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithSASLUser(consensustest.SASLPlain, "orderer", "s3cret")}
 			},
-			chain: func(*consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithSASL(plain.Auth{User: "orderer", Pass: "s3cret"}.AsMechanism())}
+			chain: func(*consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithSASL(plain.Auth{User: "orderer", Pass: "s3cret"}.AsMechanism())}
 			},
 		},
 		{
 			name: "SASLScramSHA256",
-			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
+			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
 			},
-			chain: func(*consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithSASL(scram256("orderer", "s3cret"))}
+			chain: func(*consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithSASL(scram256("orderer", "s3cret"))}
 			},
 		},
 		{
 			name: "SASLScramSHA512",
-			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithSASLUser(consensustest.SASLScramSHA512, "orderer", "s3cret")}
+			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithSASLUser(consensustest.SASLScramSHA512, "orderer", "s3cret")}
 			},
-			chain: func(*consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithSASL(scram.Auth{User: "orderer", Pass: "s3cret"}.AsSha512Mechanism())}
+			chain: func(*consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithSASL(scram.Auth{User: "orderer", Pass: "s3cret"}.AsSha512Mechanism())}
 			},
 		},
 		{
 			name: "TLS",
-			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithTLS(c.Server)}
+			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithTLS(c.Server)}
 			},
-			chain: func(c *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithTLS(c.Client)}
+			chain: func(c *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithTLS(c.Client)}
 			},
 		},
 		{
 			name: "MutualTLS",
-			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOpt {
+			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOption {
 				server := c.Server.Clone()
 				server.ClientAuth = tls.RequireAndVerifyClientCert
-				return []consensustest.KafkaOpt{consensustest.WithTLS(server)}
+				return []consensustest.KafkaOption{consensustest.WithTLS(server)}
 			},
-			chain: func(c *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithTLS(c.MutualClient)}
+			chain: func(c *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithTLS(c.MutualClient)}
 			},
 		},
 		{
 			name: "TLSAndSASL",
-			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithTLS(c.Server),
+			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithTLS(c.Server),
 					consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
 			},
-			chain: func(c *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithTLS(c.Client), consensus.WithSASL(scram256("orderer", "s3cret"))}
+			chain: func(c *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithTLS(c.Client), consensus.WithSASL(scram256("orderer", "s3cret"))}
 			},
 		},
 	} {
@@ -194,8 +194,8 @@ func TestChainSecurity(t *testing.T) {
 // another CA.
 type rejectedCase struct {
 	name  string
-	kafka func(own *consensustest.TLSCerts) []consensustest.KafkaOpt
-	chain func(own, other *consensustest.TLSCerts) []consensus.Opt
+	kafka func(own *consensustest.TLSCerts) []consensustest.KafkaOption
+	chain func(own, other *consensustest.TLSCerts) []consensus.Option
 	is    error  // if not nil, the error wraps it
 	want  string // the error contains it
 }
@@ -222,7 +222,7 @@ func testRejected(t *testing.T, cases []rejectedCase) {
 			if tc.is != nil {
 				require.ErrorIs(t, err, tc.is)
 			}
-			require.ErrorIs(t, ch.Ready(), consensus.ErrHalted)
+			require.ErrorIs(t, ch.Available(), consensus.ErrHalted)
 		})
 	}
 }
@@ -235,55 +235,55 @@ func TestChainSASLRejected(t *testing.T) {
 	testRejected(t, []rejectedCase{
 		{
 			name: "WrongPasswordPlain",
-			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithSASLUser(consensustest.SASLPlain, "orderer", "s3cret")}
+			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithSASLUser(consensustest.SASLPlain, "orderer", "s3cret")}
 			},
-			chain: func(_, _ *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithSASL(plain.Auth{User: "orderer", Pass: "wrong"}.AsMechanism())}
+			chain: func(_, _ *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithSASL(plain.Auth{User: "orderer", Pass: "wrong"}.AsMechanism())}
 			},
 			is:   kerr.SaslAuthenticationFailed,
 			want: "Invalid username or password",
 		},
 		{
 			name: "WrongPasswordScram",
-			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
+			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
 			},
-			chain: func(_, _ *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithSASL(scram256("orderer", "wrong"))}
+			chain: func(_, _ *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithSASL(scram256("orderer", "wrong"))}
 			},
 			is:   io.EOF,
 			want: "EOF",
 		},
 		{
 			name: "UnknownUserScram",
-			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
+			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
 			},
-			chain: func(_, _ *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithSASL(scram256("intruder", "s3cret"))}
+			chain: func(_, _ *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithSASL(scram256("intruder", "s3cret"))}
 			},
 			is:   kerr.SaslAuthenticationFailed,
 			want: "invalid credentials",
 		},
 		{
 			name: "TLSAndWrongPasswordPlain",
-			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithTLS(c.Server),
+			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithTLS(c.Server),
 					consensustest.WithSASLUser(consensustest.SASLPlain, "orderer", "s3cret")}
 			},
-			chain: func(own, _ *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithTLS(own.Client), consensus.WithSASL(plain.Auth{User: "orderer", Pass: "wrong"}.AsMechanism())}
+			chain: func(own, _ *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithTLS(own.Client), consensus.WithSASL(plain.Auth{User: "orderer", Pass: "wrong"}.AsMechanism())}
 			},
 			is:   kerr.SaslAuthenticationFailed,
 			want: "Invalid username or password",
 		},
 		{
 			name: "NoSASL",
-			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
+			kafka: func(*consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithSASLUser(consensustest.SASLScramSHA256, "orderer", "s3cret")}
 			},
-			chain: func(_, _ *consensustest.TLSCerts) []consensus.Opt { return nil },
+			chain: func(_, _ *consensustest.TLSCerts) []consensus.Option { return nil },
 			want:  "is SASL missing?",
 		},
 	})
@@ -295,31 +295,31 @@ func TestChainTLSRejected(t *testing.T) {
 	testRejected(t, []rejectedCase{
 		{
 			name: "UntrustedCA",
-			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithTLS(c.Server)}
+			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithTLS(c.Server)}
 			},
-			chain: func(_, other *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithTLS(other.Client)}
+			chain: func(_, other *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithTLS(other.Client)}
 			},
 			want: "certificate signed by unknown authority",
 		},
 		{
 			name: "NoTLS",
-			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOpt {
-				return []consensustest.KafkaOpt{consensustest.WithTLS(c.Server)}
+			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOption {
+				return []consensustest.KafkaOption{consensustest.WithTLS(c.Server)}
 			},
-			chain: func(_, _ *consensustest.TLSCerts) []consensus.Opt { return nil },
+			chain: func(_, _ *consensustest.TLSCerts) []consensus.Option { return nil },
 			want:  "is TLS missing?",
 		},
 		{
 			name: "NoClientCert",
-			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOpt {
+			kafka: func(c *consensustest.TLSCerts) []consensustest.KafkaOption {
 				server := c.Server.Clone()
 				server.ClientAuth = tls.RequireAndVerifyClientCert
-				return []consensustest.KafkaOpt{consensustest.WithTLS(server)}
+				return []consensustest.KafkaOption{consensustest.WithTLS(server)}
 			},
-			chain: func(own, _ *consensustest.TLSCerts) []consensus.Opt {
-				return []consensus.Opt{consensus.WithTLS(own.Client)}
+			chain: func(own, _ *consensustest.TLSCerts) []consensus.Option {
+				return []consensus.Option{consensus.WithTLS(own.Client)}
 			},
 			want: "certificate required",
 		},

@@ -37,9 +37,9 @@ func itKafka(t *testing.T) *consensustest.Kafka {
 }
 
 // itCluster creates and starts a cluster on k and waits until it is ready.
-func itCluster(t *testing.T, ctx context.Context, k *consensustest.Kafka, opts ...consensustest.ClusterOpt) *consensustest.Cluster {
+func itCluster(t *testing.T, ctx context.Context, k *consensustest.Kafka, opts ...consensustest.ClusterOption) *consensustest.Cluster {
 	t.Helper()
-	opts = append([]consensustest.ClusterOpt{consensustest.WithBatchTimeout(30 * time.Millisecond)}, opts...)
+	opts = append([]consensustest.ClusterOption{consensustest.WithBatchTimeout(30 * time.Millisecond)}, opts...)
 	c, err := consensustest.NewCluster(k, opts...)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)

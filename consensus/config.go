@@ -1,10 +1,13 @@
 package consensus
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/kafkaconsensus/kafkaconsensus/blockcutter"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 // ChannelConfig is a channel's configuration at one sequence, as the chain
@@ -37,3 +40,17 @@ type ChannelConfig interface {
 // ConfigParser builds the ChannelConfig stored in a config block (the
 // genesis block or a later config block) of a ledger.
 type ConfigParser func(block *cb.Block) (ChannelConfig, error)
+
+// checkSize refuses an envelope larger than cfg's AbsoluteMaxBytes (payload
+// plus signature) with ErrTooLarge. It is the one size check: at ingress
+// and on re-validation alike.
+func checkSize(cfg ChannelConfig, env *cb.Envelope) error {
+	if env == nil {
+		return errors.New("consensus: nil envelope")
+	}
+	size, max := protoutil.EnvelopeSize(env), cfg.BatchLimits().AbsoluteMaxBytes
+	if uint64(size) > uint64(max) {
+		return fmt.Errorf("%w: %d bytes, the channel allows %d", ErrTooLarge, size, max)
+	}
+	return nil
+}

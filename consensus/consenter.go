@@ -26,7 +26,7 @@ type Consenter struct {
 
 // NewConsenter returns a Consenter configured by opts. WithSeedBrokers is
 // required.
-func NewConsenter(opts ...Opt) (*Consenter, error) {
+func NewConsenter(opts ...Option) (*Consenter, error) {
 	cfg := defaultSettings()
 	for _, o := range opts {
 		o(&cfg)

@@ -196,8 +196,8 @@ type CoreState struct {
 	Config ChannelConfig
 }
 
-// CoreOpt configures a Core.
-type CoreOpt func(*Core)
+// CoreOption configures a Core.
+type CoreOption func(*Core)
 
 // ValidateEveryEnvelope makes the core validate every normal envelope it
 // consumes against the configuration in force at that point of the log
@@ -206,12 +206,12 @@ type CoreOpt func(*Core)
 // node then orders only envelopes that pass, whoever wrote them into the
 // topic. It costs one validation per envelope on every node (a signature
 // check and a policy evaluation with the default configuration).
-func ValidateEveryEnvelope() CoreOpt { return func(c *Core) { c.validateAll = true } }
+func ValidateEveryEnvelope() CoreOption { return func(c *Core) { c.validateAll = true } }
 
 // NewCore returns a core for channel that continues after st.LastBlock,
 // restoring the offsets and the log identity from its ORDERER metadata (a
 // genesis block without it starts before the partition's first record).
-func NewCore(channel string, st CoreState, opts ...CoreOpt) (*Core, error) {
+func NewCore(channel string, st CoreState, opts ...CoreOption) (*Core, error) {
 	if st.LastBlock.GetHeader() == nil {
 		return nil, errors.New("consensus: core needs the ledger's last block")
 	}
@@ -443,17 +443,13 @@ func (c *Core) resubmit(m *ab.KafkaMessageRegular, seq uint64, offset int64) {
 }
 
 func (c *Core) normal(env *cb.Envelope, raw []byte, m *ab.KafkaMessageRegular, offset int64) {
-	if c.validateAll && m.ConfigSeq == c.config.Sequence() {
-		if err := c.config.ValidateNormal(env); err != nil {
+	if c.validateAll || m.ConfigSeq < c.config.Sequence() {
+		if err := c.validateNormal(env); err != nil {
 			c.note(NoteInvalid, offset, err)
 			return
 		}
 	}
 	if m.ConfigSeq < c.config.Sequence() {
-		if err := c.config.ValidateNormal(env); err != nil {
-			c.note(NoteInvalid, offset, err)
-			return
-		}
 		c.resubmit(m, c.config.Sequence(), offset)
 		return
 	}
@@ -494,7 +490,7 @@ func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int
 			c.lastResubmittedConfigOffset = m.OriginalOffset
 		}
 	}
-	next, err := c.config.ValidateConfig(env)
+	next, err := c.validateConfig(env)
 	if err != nil {
 		if m.OriginalOffset != 0 {
 			// A re-submission that is done with: mark it processed, so
@@ -523,6 +519,23 @@ func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int
 	c.config = next
 	c.ready.Config = next
 	c.cutBlock([]*cb.Envelope{env}, offset, true)
+}
+
+// validateNormal validates a normal envelope as ingress does: size, then
+// the configuration's verdict.
+func (c *Core) validateNormal(env *cb.Envelope) error {
+	if err := checkSize(c.config, env); err != nil {
+		return err
+	}
+	return c.config.ValidateNormal(env)
+}
+
+// validateConfig validates a config envelope as ingress does.
+func (c *Core) validateConfig(env *cb.Envelope) (ChannelConfig, error) {
+	if err := checkSize(c.config, env); err != nil {
+		return nil, err
+	}
+	return c.config.ValidateConfig(env)
 }
 
 func (c *Core) startTimer() {

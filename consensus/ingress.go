@@ -14,7 +14,6 @@ import (
 
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
-	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 // This file is the chain's ingress: validating envelopes against the
@@ -44,8 +43,8 @@ func (ch *Chain) admit(ctx context.Context, env *cb.Envelope, seq uint64) (*kgo.
 		}
 	}
 	cfg := ch.Config()
-	if max := cfg.BatchLimits().AbsoluteMaxBytes; uint64(protoutil.EnvelopeSize(env)) > uint64(max) {
-		return nil, fmt.Errorf("%w: %d bytes, channel %s allows %d", ErrTooLarge, protoutil.EnvelopeSize(env), ch.channel, max)
+	if err := checkSize(cfg, env); err != nil {
+		return nil, fmt.Errorf("channel %s: %w", ch.channel, err)
 	}
 	if seq > cfg.Sequence() {
 		return nil, fmt.Errorf("%w: envelope validated at sequence %d, channel %s is at %d", ErrStaleConfig, seq, ch.channel, cfg.Sequence())
@@ -205,13 +204,14 @@ func (p *pending) recycle() {
 
 // fail ends an envelope refused before it reached Kafka.
 func (ch *Chain) fail(ctx context.Context, span trace.Span, promise Promise, err error) {
-	ch.metrics.rejected.Add(ctx, 1, ch.metrics.reason(rejectReason(err)))
+	ch.metrics.rejected.Add(ctx, 1, ch.metrics.reason(reasonOf(err)))
 	span.SetStatus(codes.Error, err.Error())
 	span.End()
 	promise(err)
 }
 
-func rejectReason(err error) string {
+// reasonOf is the metrics reason of an envelope refused with err.
+func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		return "too_large"
@@ -221,29 +221,41 @@ func rejectReason(err error) string {
 		return "not_ready"
 	case errors.Is(err, ErrStaleConfig):
 		return "stale_config"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
 	default:
-		return "other"
+		return "invalid"
 	}
 }
 
 // ProcessNormal validates a normal envelope against the configuration in
-// force and returns its sequence, to pass to Order.
+// force and returns its sequence, to pass to Order: its size against
+// AbsoluteMaxBytes (ErrTooLarge), then ChannelConfig.ValidateNormal (with
+// the default configuration: headers, channel, signature, the Writers
+// policy).
 func (ch *Chain) ProcessNormal(env *cb.Envelope) (uint64, error) {
-	cfg := ch.Config()
-	if err := cfg.ValidateNormal(env); err != nil {
-		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason(validationReason(err)))
-		return 0, err
-	}
-	return cfg.Sequence(), nil
+	return ch.process(env, func(cfg ChannelConfig) error { return cfg.ValidateNormal(env) })
 }
 
 // ProcessConfig validates a config envelope against the configuration in
-// force and returns its sequence, to pass to Configure.
+// force and returns its sequence, to pass to Configure: its size, then
+// ChannelConfig.ValidateConfig.
 func (ch *Chain) ProcessConfig(env *cb.Envelope) (uint64, error) {
+	return ch.process(env, func(cfg ChannelConfig) error {
+		_, err := cfg.ValidateConfig(env)
+		return err
+	})
+}
+
+func (ch *Chain) process(env *cb.Envelope, validate func(ChannelConfig) error) (uint64, error) {
 	cfg := ch.Config()
-	if _, err := cfg.ValidateConfig(env); err != nil {
-		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason(validationReason(err)))
-		return 0, err
+	err := checkSize(cfg, env)
+	if err == nil {
+		err = validate(cfg)
+	}
+	if err != nil {
+		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason(reasonOf(err)))
+		return 0, fmt.Errorf("channel %s: %w", ch.channel, err)
 	}
 	return cfg.Sequence(), nil
 }

@@ -194,7 +194,7 @@ func TestCoreCheckLogAdoptsTopicID(t *testing.T) {
 // core, not ordered; without it, it is ordered.
 func TestCoreValidateEveryEnvelope(t *testing.T) {
 	for _, validate := range []bool{false, true} {
-		var opts []CoreOpt
+		var opts []CoreOption
 		if validate {
 			opts = append(opts, ValidateEveryEnvelope())
 		}

@@ -2,13 +2,10 @@ package consensus
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-
-	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 )
 
 // Instrument names. The first two are Fabric's, so that dashboards built
@@ -82,15 +79,6 @@ func newMetrics(p metric.MeterProvider, channel string) (*metrics, error) {
 
 func (m *metrics) reason(r string) metric.MeasurementOption {
 	return metric.WithAttributes(append(m.attrs[:len(m.attrs):len(m.attrs)], attribute.String("reason", r))...)
-}
-
-// validationReason is the rejection reason of an envelope that failed
-// ProcessNormal or ProcessConfig: "too_large" or "invalid".
-func validationReason(err error) string {
-	if errors.Is(err, ErrTooLarge) || errors.Is(err, channelconfig.ErrTooLarge) {
-		return "too_large"
-	}
-	return "invalid"
 }
 
 func (m *metrics) blockWritten(ctx context.Context, b Block, fill time.Duration) {

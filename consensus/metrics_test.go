@@ -84,7 +84,7 @@ func TestMetricsAndTraces(t *testing.T) {
 	big := testutil.Envelope(client, channel, cb.HeaderType_ENDORSER_TRANSACTION, make([]byte, 16<<10))
 	// Refused by validation, then by Order itself: both count as too_large.
 	_, err = ch.ProcessNormal(big)
-	require.ErrorIs(t, err, channelconfig.ErrTooLarge)
+	require.ErrorIs(t, err, consensus.ErrTooLarge)
 	require.ErrorIs(t, ch.Order(ctx, big, ch.Config().Sequence()), consensus.ErrTooLarge)
 
 	raw, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))

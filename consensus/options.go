@@ -97,9 +97,9 @@ func defaultSettings() settings {
 }
 
 // coreOpts are the options the chains' cores are made with.
-func (c *settings) coreOpts() []CoreOpt {
+func (c *settings) coreOpts() []CoreOption {
 	if c.validateAll {
-		return []CoreOpt{ValidateEveryEnvelope()}
+		return []CoreOption{ValidateEveryEnvelope()}
 	}
 	return nil
 }
@@ -137,72 +137,73 @@ func (c *settings) validate() error {
 	return nil
 }
 
-// Opt configures a Consenter.
-type Opt func(*settings)
+// Option configures a Consenter.
+type Option func(*settings)
 
 // WithSeedBrokers sets the Kafka brokers to bootstrap from ("host:port").
-func WithSeedBrokers(addrs ...string) Opt { return func(c *settings) { c.seeds = addrs } }
+func WithSeedBrokers(addrs ...string) Option { return func(c *settings) { c.seeds = addrs } }
 
 // WithTLS connects to Kafka over TLS.
-func WithTLS(cfg *tls.Config) Opt { return func(c *settings) { c.tls = cfg } }
+func WithTLS(cfg *tls.Config) Option { return func(c *settings) { c.tls = cfg } }
 
 // WithSASL authenticates to Kafka with the given mechanisms (see
 // github.com/twmb/franz-go/pkg/sasl).
-func WithSASL(m ...sasl.Mechanism) Opt { return func(c *settings) { c.sasl = m } }
+func WithSASL(m ...sasl.Mechanism) Option { return func(c *settings) { c.sasl = m } }
 
 // WithClientID sets the Kafka client ID (default "kafkaconsensus").
-func WithClientID(id string) Opt { return func(c *settings) { c.clientID = id } }
+func WithClientID(id string) Option { return func(c *settings) { c.clientID = id } }
 
 // WithRetry sets how Kafka set-up is retried (default DefaultRetryPolicy).
-func WithRetry(p RetryPolicy) Opt { return func(c *settings) { c.retry = p } }
+func WithRetry(p RetryPolicy) Option { return func(c *settings) { c.retry = p } }
 
 // WithTopicSettings sets the settings channel topics are created with and
 // checked against (default DefaultTopicSettings; zero fields take their
 // default). MaxMessageBytes is also the producer's batch limit.
-func WithTopicSettings(s TopicSettings) Opt { return func(c *settings) { c.topic = s } }
+func WithTopicSettings(s TopicSettings) Option { return func(c *settings) { c.topic = s } }
 
 // WithStrictTopic makes a chain refuse to start on an existing topic with
 // unsafe settings, instead of logging them.
-func WithStrictTopic() Opt { return func(c *settings) { c.strictTopic = true } }
+func WithStrictTopic() Option { return func(c *settings) { c.strictTopic = true } }
 
 // WithErrorTimeout sets how long consumption may fail before the chain
 // reports itself errored (default 2s; 0 reports at the first error).
-func WithErrorTimeout(d time.Duration) Opt { return func(c *settings) { c.errorTimeout = d } }
+func WithErrorTimeout(d time.Duration) Option { return func(c *settings) { c.errorTimeout = d } }
 
 // WithMaxInFlight bounds, per chain, the envelopes handed to Kafka and not
 // yet acknowledged (default 10,000). Order and OrderAsync wait for room,
 // on their caller's context, when the bound is reached.
-func WithMaxInFlight(n int) Opt { return func(c *settings) { c.maxInFlight = n } }
+func WithMaxInFlight(n int) Option { return func(c *settings) { c.maxInFlight = n } }
 
 // WithProduceLinger sets how long the producer waits to fill a batch
 // (default 2ms).
-func WithProduceLinger(d time.Duration) Opt { return func(c *settings) { c.linger = d } }
+func WithProduceLinger(d time.Duration) Option { return func(c *settings) { c.linger = d } }
 
-// WithLogger sets the logger (default slog.Default()). The Kafka client
-// logs through it too (franz-go's kslog), at the levels it enables.
-func WithLogger(l *slog.Logger) Opt { return func(c *settings) { c.logger = l } }
+// WithLogger sets the logger; nil, like the default, means
+// slog.Default(). The Kafka client logs through it too (franz-go's kslog),
+// at the levels it enables.
+func WithLogger(l *slog.Logger) Option { return func(c *settings) { c.logger = l } }
 
 // WithMeterProvider sets the OpenTelemetry meter provider (default the
 // global one).
-func WithMeterProvider(p metric.MeterProvider) Opt { return func(c *settings) { c.meters = p } }
+func WithMeterProvider(p metric.MeterProvider) Option { return func(c *settings) { c.meters = p } }
 
 // WithTracerProvider sets the OpenTelemetry tracer provider (default the
 // global one).
-func WithTracerProvider(p trace.TracerProvider) Opt { return func(c *settings) { c.tracers = p } }
+func WithTracerProvider(p trace.TracerProvider) Option { return func(c *settings) { c.tracers = p } }
 
 // WithSigner makes the node sign every block it writes (SIGNATURES
 // metadata). Without it blocks are not signed.
-func WithSigner(s Signer) Opt { return func(c *settings) { c.signer = s } }
+func WithSigner(s Signer) Option { return func(c *settings) { c.signer = s } }
 
 // WithConfigParser sets how channel configurations are read from config
 // blocks; it is the validation hook (see ChannelConfig). The default is
 // BundleConfigParser().
-func WithConfigParser(p ConfigParser) Opt { return func(c *settings) { c.parser = p } }
+func WithConfigParser(p ConfigParser) Option { return func(c *settings) { c.parser = p } }
 
 // WithBlockSources gives the chains other nodes to catch up from when
 // their log no longer holds records they need (see BlockSource), tried in
 // order. Without sources, such a chain halts with ErrRecordsMissing.
-func WithBlockSources(srcs ...BlockSource) Opt {
+func WithBlockSources(srcs ...BlockSource) Option {
 	return func(c *settings) { c.sources = append(c.sources, srcs...) }
 }
 
@@ -211,7 +212,7 @@ func WithBlockSources(srcs ...BlockSource) Opt {
 // one valid signature of an orderer organisation's member). verify gets
 // the configuration in force before the block; the block's number, hashes
 // and metadata are checked whatever it does.
-func WithBlockVerifier(verify func(cfg ChannelConfig, b *cb.Block) error) Opt {
+func WithBlockVerifier(verify func(cfg ChannelConfig, b *cb.Block) error) Option {
 	return func(c *settings) { c.verifier = verify }
 }
 
@@ -222,10 +223,10 @@ func WithBlockVerifier(verify func(cfg ChannelConfig, b *cb.Block) error) Opt {
 // Off by default: Kafka ACLs that let only orderers write to channel
 // topics make it unnecessary. Its cost is one validation per envelope on
 // every node.
-func WithEnvelopeValidation() Opt { return func(c *settings) { c.validateAll = true } }
+func WithEnvelopeValidation() Option { return func(c *settings) { c.validateAll = true } }
 
 // WithKgoOpts adds franz-go client options, after the chain's own (for
 // example kgo.WithHooks for kotel or kslog).
-func WithKgoOpts(opts ...kgo.Opt) Opt {
+func WithKgoOpts(opts ...kgo.Opt) Option {
 	return func(c *settings) { c.kgoOpts = append(c.kgoOpts, opts...) }
 }

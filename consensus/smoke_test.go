@@ -20,14 +20,14 @@ import (
 // startOneNode starts an embedded Kafka and one consenter with a ready
 // chain of channel on a memory ledger, configured by cfg and opts, for an
 // organisation whose client it returns. Everything stops when t ends.
-func startOneNode(t *testing.T, ctx context.Context, channel string, cfg []testutil.ConfigOption, opts ...consensus.Opt) (*consensus.Chain, *ledger.Memory, *testutil.Identity) {
+func startOneNode(t *testing.T, ctx context.Context, channel string, cfg []testutil.ConfigOption, opts ...consensus.Option) (*consensus.Chain, *ledger.Memory, *testutil.Identity) {
 	t.Helper()
 	k, err := consensustest.StartKafka()
 	require.NoError(t, err)
 	t.Cleanup(k.Close)
 	ca := testutil.NewCA(t, "Org1")
 	genesis := testutil.GenesisBlock(t, testutil.ChannelConfig(channel, []*testutil.CA{ca}, cfg...))
-	opts = append([]consensus.Opt{consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
+	opts = append([]consensus.Option{consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
 		consensus.WithLogger(quietLogger)}, opts...)
 	cons, err := consensus.NewConsenter(opts...)
 	require.NoError(t, err)

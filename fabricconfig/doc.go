@@ -39,7 +39,7 @@
 // Invariants: a Bundle never changes; ValidateConfig returns a new Bundle
 // whose sequence is exactly one more; a configuration is authorised by the
 // one it replaces, never by itself. Errors wrap package channelconfig's
-// sentinels (ErrTooLarge, ErrWrongChannel, ErrBadSignature, ErrForbidden,
+// sentinels (ErrWrongChannel, ErrBadSignature, ErrForbidden,
 // ErrBadSequence, ErrMalformed), so that the status mappers written for
 // channelconfig answer as Fabric does, and ErrBadUpdate for rejected
 // config updates; nothing here panics on input.

@@ -6,7 +6,7 @@ import (
 )
 
 // Sentinel errors. Functions of this package wrap channelconfig's sentinels
-// (ErrTooLarge, ErrWrongChannel, ErrBadSignature, ErrForbidden,
+// (ErrWrongChannel, ErrBadSignature, ErrForbidden,
 // ErrBadSequence, ErrMalformed), so that a caller maps this package's
 // errors exactly as channelconfig's, and the sentinel below. Errors caused
 // by an identity or a signature policy also wrap the msp package's error

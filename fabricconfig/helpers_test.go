@@ -122,8 +122,6 @@ func status(err error) cb.Status {
 	switch {
 	case err == nil:
 		return cb.Status_SUCCESS
-	case errors.Is(err, channelconfig.ErrTooLarge):
-		return cb.Status_REQUEST_ENTITY_TOO_LARGE
 	case errors.Is(err, channelconfig.ErrForbidden), errors.Is(err, channelconfig.ErrBadSignature):
 		return cb.Status_FORBIDDEN
 	default:

@@ -13,9 +13,9 @@ import (
 )
 
 // ValidateNormal checks a normal (non-configuration) envelope submitted to
-// the channel as Fabric's Broadcast filters do, in this order: its size
-// (payload plus signature) is at most AbsoluteMaxBytes (else
-// channelconfig.ErrTooLarge); its payload and headers decode (else
+// the channel as Fabric's Broadcast filters do (but for the size, which is
+// the ordering node's check: consensus.ErrTooLarge), in this order: its
+// payload and headers decode (else
 // ErrMalformed); its channel header names this channel (else
 // ErrWrongChannel); its header type is not CONFIG, CONFIG_UPDATE or
 // ORDERER_TRANSACTION (else ErrMalformed); its creator deserializes and is
@@ -29,10 +29,9 @@ func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
 // ValidateDeliver checks a Deliver request: a DELIVER_SEEK_INFO envelope for
 // this channel (else ErrMalformed or ErrWrongChannel) whose creator is
 // valid (else ErrForbidden), whose signature verifies (else
-// ErrBadSignature) and satisfies /Channel/Readers (else ErrForbidden). Its
-// size is not limited.
+// ErrBadSignature) and satisfies /Channel/Readers (else ErrForbidden).
 func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
-	h, creator, err := b.checkEnvelope(env, false)
+	h, creator, err := b.checkEnvelope(env)
 	if err != nil {
 		return err
 	}
@@ -96,7 +95,7 @@ func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
 // size, headers, channel, header type (want; -1 for any type of a normal
 // message), creator and signature, and /Channel/Writers.
 func (b *Bundle) checkFilters(env *cb.Envelope, want cb.HeaderType) error {
-	h, creator, err := b.checkEnvelope(env, true)
+	h, creator, err := b.checkEnvelope(env)
 	if err != nil {
 		return err
 	}
@@ -110,16 +109,13 @@ func (b *Bundle) checkFilters(env *cb.Envelope, want cb.HeaderType) error {
 	return b.evaluate(ChannelWriters, creator)
 }
 
-// checkEnvelope runs the checks shared by every kind of envelope: size
-// (when limit), headers, channel, creator validity and signature. It
+// checkEnvelope runs the checks shared by every kind of envelope: headers,
+// channel, creator validity and signature. It
 // returns the headers and the creator's checked signature, which policies
 // are then evaluated with.
-func (b *Bundle) checkEnvelope(env *cb.Envelope, limit bool) (*protoutil.Headers, *msp.CheckedSignatures, error) {
+func (b *Bundle) checkEnvelope(env *cb.Envelope) (*protoutil.Headers, *msp.CheckedSignatures, error) {
 	if env == nil {
 		return nil, nil, fmt.Errorf("%w: channel %s: nil envelope", channelconfig.ErrMalformed, b.channelID)
-	}
-	if size, max := protoutil.EnvelopeSize(env), b.batchSize.AbsoluteMaxBytes; limit && size > int(max) {
-		return nil, nil, fmt.Errorf("%w: channel %s: envelope of %d bytes exceeds AbsoluteMaxBytes %d", channelconfig.ErrTooLarge, b.channelID, size, max)
 	}
 	h, err := protoutil.EnvelopeHeaders(env)
 	if err != nil {

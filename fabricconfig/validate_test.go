@@ -126,7 +126,6 @@ func TestFixtureNormalEnvelopes(t *testing.T) {
 		{"CONFIG", envelope(t, block(t, 4), 0), channelconfig.ErrMalformed, cb.Status_BAD_REQUEST},
 		{"garbage", &cb.Envelope{Payload: []byte{0xff}}, channelconfig.ErrMalformed, cb.Status_BAD_REQUEST},
 		{"nil", nil, channelconfig.ErrMalformed, cb.Status_BAD_REQUEST},
-		{"too large", testutil.Envelope(user1, channel, cb.HeaderType_ENDORSER_TRANSACTION, make([]byte, 10<<20)), channelconfig.ErrTooLarge, cb.Status_REQUEST_ENTITY_TOO_LARGE},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

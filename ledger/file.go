@@ -94,7 +94,7 @@ var _ Ledger = (*File)(nil)
 //
 // Only one File may have dir open at a time, in any process: OpenFile returns
 // an error wrapping ErrLocked otherwise.
-func OpenFile(dir string, opts ...FileOpt) (*File, error) {
+func OpenFile(dir string, opts ...Option) (*File, error) {
 	cfg := defaultFileConfig()
 	for _, o := range opts {
 		o(&cfg)
@@ -339,6 +339,10 @@ func (l *File) Height() uint64 {
 // write or the sync fails, Append returns the error and every later Append
 // fails too: the ledger must be closed and reopened, which recovers the file.
 func (l *File) Append(b *cb.Block) error { return l.append(b, true) }
+
+// AppendBuilt is Append for a block its caller built itself: it makes
+// every check but hashing the block's data again (see BuiltAppender).
+func (l *File) AppendBuilt(b *cb.Block) error { return l.append(b, false) }
 
 func (l *File) append(b *cb.Block, verifyData bool) error {
 	l.appendMu.Lock()

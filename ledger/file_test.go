@@ -17,9 +17,9 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
-func openFile(t *testing.T, dir string, opts ...FileOpt) *File {
+func openFile(t *testing.T, dir string, opts ...Option) *File {
 	t.Helper()
-	l, err := OpenFile(dir, append([]FileOpt{WithLogger(quietLogger())}, opts...)...)
+	l, err := OpenFile(dir, append([]Option{WithLogger(quietLogger())}, opts...)...)
 	require.NoError(t, err)
 	return l
 }
@@ -322,7 +322,7 @@ func TestFileLocked(t *testing.T) {
 func TestFileOptions(t *testing.T) {
 	tests := []struct {
 		name string
-		opt  FileOpt
+		opt  Option
 		err  string
 	}{
 		{"SyncEvery(0)", WithSync(SyncEvery(0)), "invalid sync policy"},

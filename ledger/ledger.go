@@ -139,22 +139,27 @@ func checkNext(b *cb.Block, height uint64, prevHash []byte, verifyData bool) err
 	return nil
 }
 
-// AppendBuilt appends b, a block its caller built itself (with
-// protoutil.NewBlock, which computed b's data hash from b's data), to w.
-// For a *Memory or *File it makes every check of Append except hashing b's
-// data again, which costs as much as building the block did; any other
-// Writer, wrappers of these two included, gets a plain Append. A block that
-// breaks the caller's promise is stored as it is, and makes a File ledger
-// fail to reopen with a *CorruptError.
+// BuiltAppender is the optional interface of a Writer that can append a
+// block its caller built itself (with protoutil.NewBlock, which computed
+// the block's data hash from its data) without hashing the data again,
+// which costs as much as building the block did. Memory and File implement
+// it; a wrapper of a Writer can implement it by forwarding. A wrapper that
+// embeds a Memory or File and overrides Append must override AppendBuilt
+// too, or the chain's appends bypass its Append.
+type BuiltAppender interface {
+	// AppendBuilt makes every check of Append except recomputing the data
+	// hash. A block that breaks the caller's promise is stored as it is,
+	// and makes a File ledger fail to reopen with a *CorruptError.
+	AppendBuilt(b *cb.Block) error
+}
+
+// AppendBuilt appends b, a block its caller built itself, to w: with w's
+// AppendBuilt when w is a BuiltAppender, else with Append.
 func AppendBuilt(w Writer, b *cb.Block) error {
-	switch l := w.(type) {
-	case *Memory:
-		return l.append(b, false)
-	case *File:
-		return l.append(b, false)
-	default:
-		return w.Append(b)
+	if ba, ok := w.(BuiltAppender); ok {
+		return ba.AppendBuilt(b)
 	}
+	return w.Append(b)
 }
 
 // tip is the part of a ledger's state that iterators wait on: a channel that
@@ -225,3 +230,8 @@ func (it *iterator) Next(ctx context.Context) (*cb.Block, error) {
 }
 
 func (it *iterator) Close() { it.closeOnce.Do(func() { close(it.done) }) }
+
+var (
+	_ BuiltAppender = (*Memory)(nil)
+	_ BuiltAppender = (*File)(nil)
+)

@@ -39,8 +39,8 @@ func (p SyncPolicy) String() string {
 	}
 }
 
-// FileOpt configures OpenFile.
-type FileOpt func(*fileConfig)
+// Option configures OpenFile.
+type Option func(*fileConfig)
 
 type fileConfig struct {
 	sync   SyncPolicy
@@ -68,14 +68,15 @@ func (c *fileConfig) validate() error {
 
 // WithSync sets when appended blocks are synced to stable storage; the
 // default is SyncEveryBlock.
-func WithSync(p SyncPolicy) FileOpt { return func(c *fileConfig) { c.sync = p } }
+func WithSync(p SyncPolicy) Option { return func(c *fileConfig) { c.sync = p } }
 
-// WithLogger sets the logger that reports recovery on open; the default is
-// slog.Default(). A nil logger discards the messages.
-func WithLogger(l *slog.Logger) FileOpt {
+// WithLogger sets the logger that reports recovery on open; nil, like the
+// default, means slog.Default(). To discard the messages, pass
+// slog.New(slog.DiscardHandler).
+func WithLogger(l *slog.Logger) Option {
 	return func(c *fileConfig) {
 		if l == nil {
-			l = slog.New(slog.DiscardHandler)
+			l = slog.Default()
 		}
 		c.logger = l
 	}
@@ -84,4 +85,4 @@ func WithLogger(l *slog.Logger) FileOpt {
 // WithCacheBlocks sets how many of the most recently appended blocks the
 // ledger keeps decoded in memory, so that iterators following the tip do not
 // read the file; 0 disables the cache. The default is DefaultCacheBlocks.
-func WithCacheBlocks(n int) FileOpt { return func(c *fileConfig) { c.cache = n } }
+func WithCacheBlocks(n int) Option { return func(c *fileConfig) { c.cache = n } }

@@ -51,8 +51,8 @@ func FastRetryPolicy() consensus.RetryPolicy {
 	}
 }
 
-// ClusterOpt configures NewCluster.
-type ClusterOpt func(*clusterConfig)
+// ClusterOption configures NewCluster.
+type ClusterOption func(*clusterConfig)
 
 type channelSpec struct {
 	name    string
@@ -63,7 +63,7 @@ type clusterConfig struct {
 	nodes        int
 	channels     []channelSpec
 	dir          string
-	opts         []consensus.Opt
+	opts         []consensus.Option
 	logger       *slog.Logger
 	batchSize    uint32
 	absoluteMax  uint32
@@ -75,16 +75,16 @@ type clusterConfig struct {
 // WithoutBlockSources stops the nodes from serving each other blocks: by
 // default every node's consenter has the other nodes as block sources
 // (consensus.WithBlockSources), to catch up from when its log lost records.
-func WithoutBlockSources() ClusterOpt { return func(c *clusterConfig) { c.noSources = true } }
+func WithoutBlockSources() ClusterOption { return func(c *clusterConfig) { c.noSources = true } }
 
 // WithNodes sets the number of ordering nodes (default DefaultNodes).
-func WithNodes(n int) ClusterOpt { return func(c *clusterConfig) { c.nodes = n } }
+func WithNodes(n int) ClusterOption { return func(c *clusterConfig) { c.nodes = n } }
 
 // WithChannels adds channels whose genesis block the cluster generates:
 // the generated organisation (see Cluster.Client) is their only member and
 // administrator, with Fabric's default policies, and their batch size and
 // timeout are set by WithBatchSize and WithBatchTimeout.
-func WithChannels(names ...string) ClusterOpt {
+func WithChannels(names ...string) ClusterOption {
 	return func(c *clusterConfig) {
 		for _, n := range names {
 			c.channels = append(c.channels, channelSpec{name: n})
@@ -95,45 +95,45 @@ func WithChannels(names ...string) ClusterOpt {
 // WithChannel adds a channel with the given genesis block. Envelopes signed
 // by the cluster's generated identities are valid on it only if its
 // configuration makes them so.
-func WithChannel(name string, genesis *cb.Block) ClusterOpt {
+func WithChannel(name string, genesis *cb.Block) ClusterOption {
 	return func(c *clusterConfig) { c.channels = append(c.channels, channelSpec{name: name, genesis: genesis}) }
 }
 
 // WithFileLedgers stores every node's ledgers as ledger.File in
 // dir/node<i>/<channel>, so that Node.Restart reads them back from disk.
 // Without it, ledgers are in memory and survive Node.Stop in memory only.
-func WithFileLedgers(dir string) ClusterOpt { return func(c *clusterConfig) { c.dir = dir } }
+func WithFileLedgers(dir string) ClusterOption { return func(c *clusterConfig) { c.dir = dir } }
 
 // WithConsenterOpts passes options to every node's consensus.NewConsenter,
 // after the cluster's own (seed brokers, FastRetryPolicy, logger, signer,
 // quick kgo metadata refresh and retry backoff), which they override. A
 // Kafka started with WithTLS or WithSASLUser needs consensus.WithTLS and
 // consensus.WithSASL here.
-func WithConsenterOpts(opts ...consensus.Opt) ClusterOpt {
+func WithConsenterOpts(opts ...consensus.Option) ClusterOption {
 	return func(c *clusterConfig) { c.opts = append(c.opts, opts...) }
 }
 
 // WithNodeLogger sends the nodes' logs to l, each record tagged with
 // "node". By default they are discarded.
-func WithNodeLogger(l *slog.Logger) ClusterOpt { return func(c *clusterConfig) { c.logger = l } }
+func WithNodeLogger(l *slog.Logger) ClusterOption { return func(c *clusterConfig) { c.logger = l } }
 
 // WithBatchSize sets the MaxMessageCount (default DefaultBatchSize) and
 // AbsoluteMaxBytes (0 keeps the default of 1 MiB) of generated channels;
 // PreferredMaxBytes is half of AbsoluteMaxBytes.
-func WithBatchSize(maxMessageCount, absoluteMaxBytes uint32) ClusterOpt {
+func WithBatchSize(maxMessageCount, absoluteMaxBytes uint32) ClusterOption {
 	return func(c *clusterConfig) { c.batchSize, c.absoluteMax = maxMessageCount, absoluteMaxBytes }
 }
 
 // WithBatchTimeout sets the batch timeout of generated channels (default
 // DefaultBatchTimeout).
-func WithBatchTimeout(d time.Duration) ClusterOpt {
+func WithBatchTimeout(d time.Duration) ClusterOption {
 	return func(c *clusterConfig) { c.batchTimeout = d }
 }
 
 // WithUnsignedBlocks makes the nodes write unsigned blocks. By default each
 // node has its own identity of the generated organisation and signs every
 // block it writes.
-func WithUnsignedBlocks() ClusterOpt { return func(c *clusterConfig) { c.unsigned = true } }
+func WithUnsignedBlocks() ClusterOption { return func(c *clusterConfig) { c.unsigned = true } }
 
 func (c *clusterConfig) validate() error {
 	if c.nodes < 1 {
@@ -184,7 +184,7 @@ type Cluster struct {
 // NewCluster creates the nodes of a cluster on k and their ledgers, and
 // creates (but does not start) every node's chains. With no channel
 // option, the cluster serves DefaultChannel.
-func NewCluster(k *Kafka, opts ...ClusterOpt) (*Cluster, error) {
+func NewCluster(k *Kafka, opts ...ClusterOption) (*Cluster, error) {
 	cfg := clusterConfig{nodes: DefaultNodes, batchSize: DefaultBatchSize, batchTimeout: DefaultBatchTimeout}
 	for _, o := range opts {
 		o(&cfg)
@@ -662,7 +662,7 @@ func (n *Node) buildLocked() error {
 	if len(addrs) < int(ts.ReplicationFactor) {
 		ts = consensus.TopicSettings{ReplicationFactor: int16(len(addrs)), MinInsyncReplicas: min(ts.MinInsyncReplicas, len(addrs))}
 	}
-	opts := []consensus.Opt{
+	opts := []consensus.Option{
 		consensus.WithSeedBrokers(addrs...),
 		consensus.WithClientID(fmt.Sprintf("node%d", n.id)),
 		consensus.WithRetry(FastRetryPolicy()),

@@ -17,7 +17,7 @@ import (
 
 func TestClusterOptionsRejected(t *testing.T) {
 	k := startKafka(t)
-	for name, opts := range map[string][]consensustest.ClusterOpt{
+	for name, opts := range map[string][]consensustest.ClusterOption{
 		"no nodes":      {consensustest.WithNodes(0)},
 		"bad channel":   {consensustest.WithChannels("bad/name")},
 		"twice":         {consensustest.WithChannels("a", "a")},

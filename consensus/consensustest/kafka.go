@@ -37,8 +37,8 @@ type Kafka struct {
 	closed bool
 }
 
-// KafkaOpt configures StartKafka.
-type KafkaOpt func(*kafkaConfig)
+// KafkaOption configures StartKafka.
+type KafkaOption func(*kafkaConfig)
 
 type kafkaConfig struct {
 	brokers    int
@@ -53,25 +53,25 @@ type kafkaConfig struct {
 }
 
 // WithBrokers sets the number of brokers, overriding DefaultBrokers.
-func WithBrokers(n int) KafkaOpt {
+func WithBrokers(n int) KafkaOption {
 	return func(c *kafkaConfig) { c.brokers, c.brokersSet = n, true }
 }
 
 // WithSeedPorts makes the brokers listen on the given ports of 127.0.0.1, one
 // broker per port, overriding random ports. A port of 0 is chosen at random.
-func WithSeedPorts(ports ...int) KafkaOpt {
+func WithSeedPorts(ports ...int) KafkaOption {
 	return func(c *kafkaConfig) { c.ports = slices.Clone(ports) }
 }
 
 // WithDataDir persists the cluster's topics, logs and offsets in dir, so that
 // a Kafka started again on the same dir after Close finds them. Without it,
 // everything is kept in memory and lost on Close.
-func WithDataDir(dir string) KafkaOpt {
+func WithDataDir(dir string) KafkaOption {
 	return func(c *kafkaConfig) { c.dataDir = dir }
 }
 
 // WithLogger sends the brokers' logs to l. By default they are discarded.
-func WithLogger(l *slog.Logger) KafkaOpt {
+func WithLogger(l *slog.Logger) KafkaOption {
 	return func(c *kafkaConfig) { c.logger = l }
 }
 
@@ -81,7 +81,7 @@ func WithLogger(l *slog.Logger) KafkaOpt {
 // logger, TLS, SASL users) are applied after these and take precedence.
 // Prefer WithTLS and WithSASLUser to kfake.TLS and kfake.EnableSASL, which
 // StartKafka cannot check.
-func WithClusterOpts(opts ...kfake.Opt) KafkaOpt {
+func WithClusterOpts(opts ...kfake.Opt) KafkaOption {
 	return func(c *kafkaConfig) { c.extra = append(c.extra, opts...) }
 }
 
@@ -106,7 +106,7 @@ func (c *kafkaConfig) validate() error {
 // StartKafka starts an embedded Kafka cluster on 127.0.0.1, by default with
 // DefaultBrokers brokers on random ports, in plaintext and without
 // authentication (see WithTLS and WithSASLUser). The caller must Close it.
-func StartKafka(opts ...KafkaOpt) (*Kafka, error) {
+func StartKafka(opts ...KafkaOption) (*Kafka, error) {
 	cfg := kafkaConfig{brokers: DefaultBrokers}
 	for _, o := range opts {
 		o(&cfg)

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 
 const testTopic = "ch1"
 
-func startKafka(t *testing.T, opts ...consensustest.KafkaOpt) *consensustest.Kafka {
+func startKafka(t *testing.T, opts ...consensustest.KafkaOption) *consensustest.Kafka {
 	t.Helper()
 	k, err := consensustest.StartKafka(opts...)
 	require.NoError(t, err)

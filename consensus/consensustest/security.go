@@ -39,7 +39,7 @@ type saslUser struct{ mechanism, user, password string }
 // and Resume work as without it: dropping a connection cuts the TCP
 // connection under the TLS session, and a paused broker closes new
 // connections before their handshake. cfg is cloned.
-func WithTLS(cfg *tls.Config) KafkaOpt {
+func WithTLS(cfg *tls.Config) KafkaOption {
 	return func(c *kafkaConfig) {
 		c.tlsSet = true
 		c.tls = nil
@@ -69,7 +69,7 @@ func WithTLS(cfg *tls.Config) KafkaOpt {
 // (kfake.EnableACLs) they are allowed everything. For users subject to
 // ACLs, pass kfake.EnableSASL and kfake.User through WithClusterOpts
 // instead.
-func WithSASLUser(mechanism, user, password string) KafkaOpt {
+func WithSASLUser(mechanism, user, password string) KafkaOption {
 	return func(c *kafkaConfig) {
 		c.sasl = append(c.sasl, saslUser{strings.ToUpper(mechanism), user, password})
 	}

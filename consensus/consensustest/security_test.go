@@ -27,18 +27,18 @@ func selfSigned(t *testing.T) *consensustest.TLSCerts {
 func TestSecurityOptionsRejected(t *testing.T) {
 	certs := selfSigned(t)
 	for _, tc := range []struct {
-		opts []consensustest.KafkaOpt
+		opts []consensustest.KafkaOption
 		want string
 	}{
-		{[]consensustest.KafkaOpt{consensustest.WithTLS(nil)}, "WithTLS(nil)"},
-		{[]consensustest.KafkaOpt{consensustest.WithTLS(&tls.Config{})}, "no certificate"},
-		{[]consensustest.KafkaOpt{consensustest.WithTLS(&tls.Config{Certificates: certs.Server.Certificates,
+		{[]consensustest.KafkaOption{consensustest.WithTLS(nil)}, "WithTLS(nil)"},
+		{[]consensustest.KafkaOption{consensustest.WithTLS(&tls.Config{})}, "no certificate"},
+		{[]consensustest.KafkaOption{consensustest.WithTLS(&tls.Config{Certificates: certs.Server.Certificates,
 			MinVersion: tls.VersionTLS13, MaxVersion: tls.VersionTLS12})}, "MinVersion"},
-		{[]consensustest.KafkaOpt{consensustest.WithSASLUser("GSSAPI", "u", "p")}, "unknown mechanism"},
-		{[]consensustest.KafkaOpt{consensustest.WithSASLUser("PLAIN", "", "p")}, "empty user or password"},
-		{[]consensustest.KafkaOpt{consensustest.WithSASLUser("SCRAM-SHA-256", "u", "")}, "empty user or password"},
-		{[]consensustest.KafkaOpt{consensustest.WithSASLUser("PLAIN", "u", "p\x00")}, "NUL"},
-		{[]consensustest.KafkaOpt{consensustest.WithSASLUser("PLAIN", "u", "p"), consensustest.WithSASLUser("plain", "u", "q")},
+		{[]consensustest.KafkaOption{consensustest.WithSASLUser("GSSAPI", "u", "p")}, "unknown mechanism"},
+		{[]consensustest.KafkaOption{consensustest.WithSASLUser("PLAIN", "", "p")}, "empty user or password"},
+		{[]consensustest.KafkaOption{consensustest.WithSASLUser("SCRAM-SHA-256", "u", "")}, "empty user or password"},
+		{[]consensustest.KafkaOption{consensustest.WithSASLUser("PLAIN", "u", "p\x00")}, "NUL"},
+		{[]consensustest.KafkaOption{consensustest.WithSASLUser("PLAIN", "u", "p"), consensustest.WithSASLUser("plain", "u", "q")},
 			"given twice with different passwords"},
 	} {
 		_, err := consensustest.StartKafka(tc.opts...)

@@ -80,7 +80,7 @@ func startKafka(c kafkaConfig) (*consensustest.Kafka, error) {
 			ports[i] = base + i
 		}
 	}
-	opts := []consensustest.KafkaOpt{consensustest.WithSeedPorts(ports...)}
+	opts := []consensustest.KafkaOption{consensustest.WithSeedPorts(ports...)}
 	if c.dataDir != "" {
 		if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 			return nil, err

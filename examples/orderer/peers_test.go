@@ -139,6 +139,14 @@ func (l *failingLedger) Append(b *cb.Block) error {
 	return l.File.Append(b)
 }
 
+// AppendBuilt overrides the embedded ledger's, which would bypass Append.
+func (l *failingLedger) AppendBuilt(b *cb.Block) error {
+	if l.failing.Load() {
+		return errDiskFull
+	}
+	return l.File.AppendBuilt(b)
+}
+
 // TestHealthAndDeliverWhenHalted makes the ledger fail: the chain halts,
 // /healthz answers 503 with the ledger's error, STRICT Deliver requests
 // are refused and BEST_EFFORT ones served.

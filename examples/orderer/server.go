@@ -252,7 +252,7 @@ func sendInOrder(ctx context.Context, stream ab.AtomicBroadcast_BroadcastServer,
 // and Deliver statuses.
 func statusOf(err error) cb.Status {
 	switch {
-	case errors.Is(err, channelconfig.ErrTooLarge), errors.Is(err, consensus.ErrTooLarge):
+	case errors.Is(err, consensus.ErrTooLarge):
 		return cb.Status_REQUEST_ENTITY_TOO_LARGE
 	case errors.Is(err, channelconfig.ErrForbidden), errors.Is(err, channelconfig.ErrBadSignature):
 		// Fabric checks signatures in its policy evaluation and answers a

@@ -255,13 +255,13 @@ func startNode(c nodeConfig) (_ *node, err error) {
 }
 
 // consenterOpts returns the consenter's options from the node's flags.
-func (n *node) consenterOpts() ([]consensus.Opt, error) {
+func (n *node) consenterOpts() ([]consensus.Option, error) {
 	c := n.cfg
 	k := kotel.NewKotel(
 		kotel.WithMeter(kotel.NewMeter(kotel.MeterProvider(n.meters))),
 		kotel.WithTracer(kotel.NewTracer(kotel.TracerProvider(c.tracers))),
 	)
-	opts := []consensus.Opt{
+	opts := []consensus.Option{
 		consensus.WithSeedBrokers(c.brokers...),
 		consensus.WithLogger(n.log.With("component", "consensus")),
 		consensus.WithMeterProvider(n.meters),
@@ -502,7 +502,7 @@ func (n *node) Close() {
 // (setting up Kafka, unable to consume, or a re-submitted config in
 // flight) or "halted: ...".
 func chainStatus(ch *consensus.Chain) string {
-	switch err := ch.Ready(); {
+	switch err := ch.Available(); {
 	case err == nil:
 		return "ready"
 	case errors.Is(err, consensus.ErrHalted):

@@ -109,7 +109,7 @@ func startNetwork(ctx context.Context, cfg config, logger *slog.Logger) (_ *netw
 			genesis: net.genesis,
 			dir:     filepath.Join(net.dataDir, name),
 			logger:  logger.With("node", name),
-			opts: []consensus.Opt{
+			opts: []consensus.Option{
 				consensus.WithSeedBrokers(brokers...),
 				consensus.WithClientID(name),
 				consensus.WithRetry(retry),
@@ -176,7 +176,7 @@ type node struct {
 	genesis *cb.Block
 	dir     string
 	logger  *slog.Logger
-	opts    []consensus.Opt
+	opts    []consensus.Option
 
 	// down is set while the node restarts. gate is held shared by every
 	// Order in progress and exclusively by a restart, which so waits for

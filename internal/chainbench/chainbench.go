@@ -94,7 +94,8 @@ type Config struct {
 	// DefaultNodes.
 	Nodes int
 	// Brokers is the number of embedded Kafka brokers; 0 means
-	// consensustest.DefaultBrokers.
+	// consensustest.DefaultBrokers. With fewer than 3, the topics are
+	// replicated on every broker.
 	Brokers int
 	// Ledger is the nodes' ledger; "" means LedgerMemory.
 	Ledger LedgerKind
@@ -234,6 +235,12 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 		return nil, err
 	}
 	h = &Harness{k: k}
+	// Both topics replicated as DefaultTopicSettings asks, or on every
+	// broker of a smaller cluster.
+	topic := consensus.DefaultTopicSettings()
+	if b := int16(len(k.Addrs())); b < topic.ReplicationFactor {
+		topic.ReplicationFactor, topic.MinInsyncReplicas = b, min(topic.MinInsyncReplicas, int(b))
+	}
 	started := false
 	defer func() {
 		// Also when a testutil helper fails cfg.TB or panics.
@@ -261,6 +268,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			consensus.WithClientID(fmt.Sprintf("osn%d", i)),
 			consensus.WithLogger(quiet),
 			consensus.WithProduceLinger(cfg.Linger),
+			consensus.WithTopicSettings(topic),
 			consensus.WithRetry(consensus.RetryPolicy{ShortInterval: 50 * time.Millisecond, ShortTotal: 10 * time.Second, LongInterval: time.Second, LongTotal: 10 * time.Second}),
 		}
 		if !cfg.Unsigned {
@@ -333,7 +341,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 		h.raw = append(h.raw, cl)
 		h.rawSeen = append(h.rawSeen, newCounter())
 	}
-	if _, err := consensus.EnsureTopic(ctx, kadm.NewClient(h.raw[0]), rawTopic, consensus.DefaultTopicSettings()); err != nil {
+	if _, err := consensus.EnsureTopic(ctx, kadm.NewClient(h.raw[0]), rawTopic, topic); err != nil {
 		return h, err
 	}
 	rctx, stop := context.WithCancel(context.Background())

@@ -1,26 +1,50 @@
 // Command bench measures the chain against raw franz-go on the same
-// embedded Kafka cluster (3 brokers on 127.0.0.1) and prints a table.
+// embedded Kafka cluster (3 brokers on 127.0.0.1 by default), side by side
+// in one process, and prints a table, or JSON lines with -json.
 //
-//	go run ./examples/bench -n 20000 -callers 64
+//	go run ./examples/bench
+//	go run ./examples/bench -patterns pipelined -nodes 1 -unsigned -n 200000 -json
+//	go run ./examples/bench -sweep 1,4,16,64 -chart chart.svg
 //
-// Two patterns are measured: -callers goroutines that each send an
-// envelope and wait for its acknowledgement before the next, and a single
-// pipelined caller keeping -inflight envelopes in flight. For each, rounds
-// of the chain (Order until every one of the 3 nodes appended the
-// envelopes to its memory ledger) alternate with rounds of raw kgo (produce
-// records of the same bytes with the chain's settings until 3 consumers
-// read them), so that both see the same machine load. The ratio is chain
-// throughput over raw throughput. The harness is internal/chainbench,
-// shared with the ChainVsRaw benchmark of package consensus.
+// The patterns (-patterns) are:
+//
+//   - one-at-a-time: one caller, one envelope in flight: Chain.Order against
+//     kgo's ProduceSync of the same record;
+//   - callers: -callers goroutines (or each count of -sweep) doing the
+//     same, on the nodes in turn;
+//   - pipelined: one caller keeping -inflight envelopes in flight on node
+//     0 (Chain.OrderAsync against kgo's Produce).
+//
+// For each, rounds of the chain (Order until every node appended the
+// envelopes to its ledger) alternate with rounds of raw kgo (produce
+// records of the same bytes with the chain's settings until as many
+// consumers as nodes read them), so that both see the same machine load.
+// Each side's latency is from the call until Kafka acknowledged the
+// envelope; its CPU time per envelope is the process's CPU time (user +
+// system, the embedded brokers' included) across its rounds. Every ratio is
+// the chain's figure over raw franz-go's: on a shared machine only the
+// ratios mean something, the absolute figures do not carry to another one.
+//
+// Envelopes are filled with random bytes, which the producer's compression
+// cannot shrink (-payload zero pads them with zeros instead). -cpuprofile
+// profiles the chain alone: after the side-by-side measurements, each
+// pattern is run again on the chain only, with the profile on.
+//
+// The harness is internal/chainbench, shared with the ChainVsRaw benchmark
+// of package consensus.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
-	"text/tabwriter"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kafkaconsensus/kafkaconsensus/internal/chainbench"
@@ -29,52 +53,182 @@ import (
 var defaults = chainbench.DefaultConfig()
 
 var (
-	total    = flag.Int("n", 20000, "envelopes per pattern and per side")
-	callers  = flag.Int("callers", 64, "concurrent callers of the first pattern (0 skips it)")
-	inFlight = flag.Int("inflight", 1000, "envelopes in flight of the pipelined pattern (0 skips it)")
-	round    = flag.Int("round", 10000, "envelopes per round; chain and raw rounds alternate")
+	patterns = flag.String("patterns", strings.Join([]string{oneAtATime, callersPat, pipelined}, ","), "patterns to measure, in order")
+	total    = flag.Int("n", 100000, "envelopes per side of the callers and pipelined patterns")
+	totalOne = flag.Int("n-one", 1000, "envelopes per side of one-at-a-time, and at most per caller of callers")
+	rounds   = flag.Int("rounds", 4, "rounds per side and pattern; chain and raw rounds alternate")
+	callers  = flag.Int("callers", 64, "concurrent callers of the callers pattern")
+	sweep    = flag.String("sweep", "", "comma-separated caller counts measured by the callers pattern instead of -callers, e.g. 1,4,16,64")
+	inFlight = flag.Int("inflight", 1000, "envelopes in flight of the pipelined pattern")
+	nodes    = flag.Int("nodes", defaults.Nodes, "ordering nodes (and raw clients)")
+	brokers  = flag.Int("brokers", 3, "embedded Kafka brokers")
+	ledgerK  = flag.String("ledger", string(defaults.Ledger), "nodes' ledger: memory or file (fsync every block, in a temporary directory)")
+	unsigned = flag.Bool("unsigned", false, "leave blocks unsigned")
+	payload  = flag.String("payload", string(defaults.Payload), "envelope filling: random (incompressible) or zero")
+	linger   = flag.Duration("linger", defaults.Linger, "producer linger of both sides")
 	size     = flag.Int("size", defaults.EnvSize, "envelope size in bytes (payload + signature)")
 	maxCount = flag.Uint("maxcount", uint(defaults.MaxMessageCount), "batch MaxMessageCount")
 	prefer   = flag.Uint("preferred", uint(defaults.PreferredMaxBytes), "batch PreferredMaxBytes")
 	timeout  = flag.Duration("timeout", defaults.BatchTimeout, "batch timeout")
-	deadline = flag.Duration("deadline", 5*time.Minute, "give up after this long")
+	jsonOut  = flag.Bool("json", false, "print one JSON object per pattern per line instead of a table")
+	chart    = flag.String("chart", "", "write a chart of the results to this file (.svg or .png)")
+	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the chain alone to this file")
+	deadline = flag.Duration("deadline", 30*time.Minute, "give up after this long")
 )
+
+// pattern is one way of sending envelopes.
+type pattern struct {
+	name              string
+	callers, inFlight int
+}
 
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
-	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
-	defer cancel()
-	// With no testing.TB, the testutil helpers panic on error.
-	h, err := chainbench.Start(ctx, chainbench.Config{
+	if err := run(os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// parsePatterns returns the patterns that list names, the callers pattern
+// once per caller count of sweep (or with callers if sweep is empty).
+func parsePatterns(list, sweep string, callers, inFlight int) ([]pattern, error) {
+	counts := []int{callers}
+	if sweep != "" {
+		counts = nil
+		for f := range strings.SplitSeq(sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("-sweep %q: want positive caller counts separated by commas", sweep)
+			}
+			counts = append(counts, n)
+		}
+	}
+	var ps []pattern
+	for name := range strings.SplitSeq(list, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case oneAtATime:
+			ps = append(ps, pattern{name: name, callers: 1})
+		case callersPat:
+			for _, n := range counts {
+				if n < 1 {
+					return nil, fmt.Errorf("-callers %d: want at least 1", n)
+				}
+				ps = append(ps, pattern{name: name, callers: n})
+			}
+		case pipelined:
+			if inFlight < 1 {
+				return nil, fmt.Errorf("-inflight %d: want at least 1", inFlight)
+			}
+			ps = append(ps, pattern{name: name, inFlight: inFlight})
+		default:
+			return nil, fmt.Errorf("-patterns: unknown pattern %q (want %s, %s or %s)", name, oneAtATime, callersPat, pipelined)
+		}
+	}
+	return ps, nil
+}
+
+// envelopes is how many envelopes per side p sends: -n, but at most -n-one
+// per caller for the patterns of blocking callers, which are slow.
+func (p pattern) envelopes() int {
+	if p.callers > 0 {
+		return min(*total, *totalOne*p.callers)
+	}
+	return *total
+}
+
+func run(out io.Writer) error {
+	ps, err := parsePatterns(*patterns, *sweep, *callers, *inFlight)
+	if err != nil {
+		return err
+	}
+	if *total < 1 || *totalOne < 1 || *rounds < 1 {
+		return errors.New("-n, -n-one and -rounds must be at least 1")
+	}
+	cfg := chainbench.Config{
+		Nodes:             *nodes,
+		Brokers:           *brokers,
+		Ledger:            chainbench.LedgerKind(*ledgerK),
+		Unsigned:          *unsigned,
+		Payload:           chainbench.Payload(*payload),
+		Linger:            *linger,
 		EnvSize:           *size,
 		MaxMessageCount:   uint32(*maxCount),
 		PreferredMaxBytes: uint32(*prefer),
 		BatchTimeout:      *timeout,
-	})
+	}
+	s := setup{Nodes: *nodes, Brokers: *brokers, Ledger: *ledgerK, Signed: !*unsigned, Payload: *payload,
+		EnvSize: *size, LingerMS: float64(*linger) / float64(time.Millisecond)}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
+	defer cancel()
+	// With no testing.TB, the testutil helpers panic on error.
+	h, err := chainbench.Start(ctx, cfg)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer h.Close()
 
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "pattern\tenvelopes\tchain env/s\traw env/s\tratio\tchain p50\tchain p99\t")
-	for _, p := range []struct {
-		name              string
-		callers, inFlight int
-	}{
-		{fmt.Sprintf("%d callers", *callers), *callers, 0},
-		{fmt.Sprintf("pipelined %d", *inFlight), 0, *inFlight},
-	} {
-		if p.callers == 0 && p.inFlight == 0 {
-			continue
-		}
-		r, err := h.Measure(ctx, chainbench.Run{Total: *total, Round: *round, Callers: p.callers, InFlight: p.inFlight})
-		if err != nil {
-			log.Fatalf("%s: %v", p.name, err)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%v\t%v\t\n", p.name, *total, r.Chain, r.Raw, r.Ratio(),
-			r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
+	if !*jsonOut {
+		fmt.Fprintln(out, s)
 	}
-	tw.Flush()
+	var recs []record
+	for _, p := range ps {
+		n := p.envelopes()
+		r, err := h.Measure(ctx, chainbench.Run{Total: n, Round: max(n / *rounds, 1), Callers: p.callers, InFlight: p.inFlight})
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		rec := newRecord(p, s, n, r)
+		recs = append(recs, rec)
+		if *jsonOut {
+			if err := writeJSON(out, rec); err != nil {
+				return err
+			}
+		}
+	}
+	if !*jsonOut {
+		if err := writeTable(out, recs); err != nil {
+			return err
+		}
+	}
+	if *chart != "" {
+		header := []string{
+			"kafkaconsensus chain vs raw franz-go, side by side in one process on an embedded Kafka; ratios are chain/raw",
+			fmt.Sprintf("%s, %s", machine(), time.Now().UTC().Format(time.DateOnly)),
+			s.String(),
+		}
+		if err := writeChart(*chart, header, recs); err != nil {
+			return err
+		}
+	}
+	if *cpuProf != "" {
+		if err := profileChain(ctx, h, *cpuProf, ps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// profileChain runs each pattern again on the chain alone with a CPU
+// profile written to path.
+func profileChain(ctx context.Context, h *chainbench.Harness, path string, ps []pattern) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	for _, p := range ps {
+		n := p.envelopes()
+		if _, err := h.Measure(ctx, chainbench.Run{Total: n, Round: max(n / *rounds, 1), Callers: p.callers, InFlight: p.inFlight, ChainOnly: true}); err != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			return fmt.Errorf("profiling %s: %w", p.name, err)
+		}
+	}
+	pprof.StopCPUProfile()
+	return f.Close()
 }

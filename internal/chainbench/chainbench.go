@@ -1,28 +1,36 @@
 // Package chainbench measures a consensus.Chain against raw franz-go on the
 // same embedded Kafka cluster (consensustest.StartKafka, 3 brokers on
-// 127.0.0.1). It is shared by the ChainVsRaw benchmark of package consensus
-// and by the examples/bench command.
+// 127.0.0.1 by default). It is shared by the ChainVsRaw benchmark of
+// package consensus and by the examples/bench command.
 //
-// Start sets up 3 consenters, each with a chain of channel "bench" on a
-// memory ledger that counts the envelopes appended, and 3 raw kgo clients
-// with the chain's producer settings, which produce to the topic
-// "rawbench" and each consume all of it. Measure then alternates rounds of the chain (Order until
-// every node's ledger holds the envelopes) and rounds of raw kgo (produce
-// records of the bytes the chain produces until the 3 consumers have read
-// them), so that both sides see the same machine load.
+// Start sets up Config.Nodes consenters, each with a chain of channel
+// "bench" on its own ledger (in memory, or a file ledger in a temporary
+// directory), and as many raw kgo clients with the chain's producer
+// settings, which produce to the topic "rawbench" and each consume all of
+// it. Measure then alternates rounds of the chain (Order until every node's
+// ledger holds the envelopes) and rounds of raw kgo (produce records of the
+// bytes the chain produces until every raw client has consumed them), so
+// that both sides see the same machine load. The raw clients fetch only
+// during their rounds (their topic is paused in between), and each round
+// ends with a garbage collection, so that the process CPU time measured
+// across a round is that round's side's own (the embedded brokers'
+// included); the chain's idle long-polls during raw rounds are the one
+// cost that crosses over.
 //
 //	h, err := chainbench.Start(ctx, chainbench.DefaultConfig())
 //	if err != nil { ... }
 //	defer h.Close()
-//	r, err := h.Measure(ctx, chainbench.Run{Total: 20000, Round: 10000, Callers: 64})
+//	r, err := h.Measure(ctx, chainbench.Run{Total: 20000, Round: 5000, Callers: 64})
 package chainbench
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,24 +49,65 @@ import (
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 )
 
-// Nodes is the number of consenters (and of raw clients) of a Harness.
-const Nodes = 3
-
 const (
 	channelID  = "bench"
 	rawTopic   = "rawbench"
 	distinctTx = 4096                             // distinct envelopes, sent in turn
-	linger     = 2 * time.Millisecond             // the chain's default
 	maxRecord  = consensus.DefaultMaxMessageBytes // the chain's default
 	warmUp     = 1000                             // envelopes per side before measuring
 	warmUpCall = 64                               // callers of the warm-up rounds
 )
 
-// Config is the channel and envelope set-up of a Harness. The channel's
-// batch AbsoluteMaxBytes is 10 MiB, or twice EnvSize if that is more.
+// DefaultNodes is the number of consenters of DefaultConfig.
+const DefaultNodes = 3
+
+// Payload is what fills an envelope's data up to Config.EnvSize.
+type Payload string
+
+const (
+	// PayloadRandom fills envelopes with pseudo-random bytes (a seeded
+	// ChaCha8 stream, the same on every run), which the producer's
+	// compression cannot shrink.
+	PayloadRandom Payload = "random"
+	// PayloadZero pads envelopes with zeros, which the producer's
+	// compression squeezes: Kafka then moves far fewer bytes than
+	// EnvSize per envelope.
+	PayloadZero Payload = "zero"
+)
+
+// LedgerKind is the ledger each node's chain writes to.
+type LedgerKind string
+
+const (
+	// LedgerMemory is ledger.Memory.
+	LedgerMemory LedgerKind = "memory"
+	// LedgerFile is ledger.File in a temporary directory removed by
+	// Close, with its default sync policy (fsync every block).
+	LedgerFile LedgerKind = "file"
+)
+
+// Config is the cluster, channel and envelope set-up of a Harness. The
+// channel's batch AbsoluteMaxBytes is 10 MiB, or twice EnvSize if that is
+// more.
 type Config struct {
+	// Nodes is the number of consenters, and of raw clients; 0 means
+	// DefaultNodes.
+	Nodes int
+	// Brokers is the number of embedded Kafka brokers; 0 means
+	// consensustest.DefaultBrokers. With fewer than 3, the topics are
+	// replicated on every broker.
+	Brokers int
+	// Ledger is the nodes' ledger; "" means LedgerMemory.
+	Ledger LedgerKind
+	// Unsigned leaves blocks unsigned (no consensus.WithSigner).
+	Unsigned bool
+	// Payload fills the envelopes; "" means PayloadRandom.
+	Payload Payload
+	// Linger is the producer linger of both sides
+	// (consensus.WithProduceLinger and kgo.ProducerLinger).
+	Linger time.Duration
 	// EnvSize is the size of an envelope in bytes (payload + signature);
-	// envelopes are padded up to it.
+	// envelopes are filled up to it.
 	EnvSize int
 	// MaxMessageCount is the channel's batch MaxMessageCount.
 	MaxMessageCount uint32
@@ -71,10 +120,16 @@ type Config struct {
 	TB testing.TB
 }
 
-// DefaultConfig returns envelopes of 1 KiB, batches of at most 500
-// envelopes, preferably 2 MiB, and a batch timeout of 20ms.
+// DefaultConfig returns 3 nodes with signed blocks on memory ledgers, 3
+// brokers, the chain's default linger (2ms), random envelopes of 1 KiB,
+// batches of at most 500 envelopes, preferably 2 MiB, and a batch timeout
+// of 20ms.
 func DefaultConfig() Config {
 	return Config{
+		Nodes:             DefaultNodes,
+		Ledger:            LedgerMemory,
+		Payload:           PayloadRandom,
+		Linger:            2 * time.Millisecond,
 		EnvSize:           1024,
 		MaxMessageCount:   500,
 		PreferredMaxBytes: 2 << 20,
@@ -82,16 +137,49 @@ func DefaultConfig() Config {
 	}
 }
 
-// Harness is a running cluster of Nodes chains and Nodes raw kgo clients on
-// an embedded Kafka. Close releases it.
+func (c *Config) validate() error {
+	if c.Nodes == 0 {
+		c.Nodes = DefaultNodes
+	}
+	if c.Ledger == "" {
+		c.Ledger = LedgerMemory
+	}
+	if c.Payload == "" {
+		c.Payload = PayloadRandom
+	}
+	var errs []error
+	if c.Nodes < 1 {
+		errs = append(errs, fmt.Errorf("%d nodes: cannot be negative", c.Nodes))
+	}
+	if c.Brokers < 0 {
+		errs = append(errs, fmt.Errorf("%d brokers: cannot be negative", c.Brokers))
+	}
+	if c.Ledger != LedgerMemory && c.Ledger != LedgerFile {
+		errs = append(errs, fmt.Errorf("ledger %q: use %q or %q", c.Ledger, LedgerMemory, LedgerFile))
+	}
+	if c.Payload != PayloadRandom && c.Payload != PayloadZero {
+		errs = append(errs, fmt.Errorf("payload %q: use %q or %q", c.Payload, PayloadRandom, PayloadZero))
+	}
+	if c.Linger < 0 {
+		errs = append(errs, fmt.Errorf("linger %v: cannot be negative", c.Linger))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("chainbench: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Harness is a running cluster of Config.Nodes chains and as many raw kgo
+// clients on an embedded Kafka. Close releases it.
 type Harness struct {
-	k       *consensustest.Kafka
-	cons    []*consensus.Consenter
-	chains  []*consensus.Chain
-	ledgers []*ledger.Memory
-	seen    []*counter // envelopes in each node's ledger, counted by a reader
-	envs    []*cb.Envelope
-	seq     uint64
+	k         *consensustest.Kafka
+	ledgerDir string // with LedgerFile
+	cons      []*consensus.Consenter
+	chains    []*consensus.Chain
+	ledgers   []ledger.Ledger
+	seen      []*counter // envelopes in each node's ledger, counted by a reader
+	envs      []*cb.Envelope
+	seq       uint64
 
 	raw      []*kgo.Client // one per node: produces and consumes
 	rawSeen  []*counter
@@ -107,7 +195,7 @@ type counter struct {
 	wake chan struct{}
 }
 
-func newCounter() counter { return counter{wake: make(chan struct{}, 1)} }
+func newCounter() *counter { return &counter{wake: make(chan struct{}, 1)} }
 
 func (c *counter) add(n int64) {
 	c.n.Add(n)
@@ -135,11 +223,24 @@ func (c *counter) wait(ctx context.Context, target int64) error {
 // produces for them) and warms both sides up. ctx bounds the set-up. On
 // error, what was started is closed.
 func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
-	k, err := consensustest.StartKafka()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	var kopts []consensustest.KafkaOpt
+	if cfg.Brokers > 0 {
+		kopts = append(kopts, consensustest.WithBrokers(cfg.Brokers))
+	}
+	k, err := consensustest.StartKafka(kopts...)
 	if err != nil {
 		return nil, err
 	}
 	h = &Harness{k: k}
+	// Both topics replicated as DefaultTopicSettings asks, or on every
+	// broker of a smaller cluster.
+	topic := consensus.DefaultTopicSettings()
+	if b := int16(len(k.Addrs())); b < topic.ReplicationFactor {
+		topic.ReplicationFactor, topic.MinInsyncReplicas = b, min(topic.MinInsyncReplicas, int(b))
+	}
 	started := false
 	defer func() {
 		// Also when a testutil helper fails cfg.TB or panics.
@@ -148,6 +249,11 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			h = nil
 		}
 	}()
+	if cfg.Ledger == LedgerFile {
+		if h.ledgerDir, err = os.MkdirTemp("", "chainbench-"); err != nil {
+			return h, err
+		}
+	}
 
 	ca := testutil.NewCA(cfg.TB, "Org1")
 	client := ca.Issue("client")
@@ -155,27 +261,37 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 		testutil.WithBatchSize(cfg.MaxMessageCount, max(10<<20, uint32(cfg.EnvSize)*2), cfg.PreferredMaxBytes),
 		testutil.WithBatchTimeout(cfg.BatchTimeout))
 	genesis := testutil.GenesisBlock(cfg.TB, chCfg)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for i := range Nodes {
-		c, err := consensus.NewConsenter(
+	quiet := slog.New(slog.DiscardHandler)
+	for i := range cfg.Nodes {
+		opts := []consensus.Opt{
 			consensus.WithSeedBrokers(k.Addrs()...),
 			consensus.WithClientID(fmt.Sprintf("osn%d", i)),
-			consensus.WithSigner(ca.Issue(fmt.Sprintf("orderer%d", i))),
 			consensus.WithLogger(quiet),
+			consensus.WithProduceLinger(cfg.Linger),
+			consensus.WithTopicSettings(topic),
 			consensus.WithRetry(consensus.RetryPolicy{ShortInterval: 50 * time.Millisecond, ShortTotal: 10 * time.Second, LongInterval: time.Second, LongTotal: 10 * time.Second}),
-		)
+		}
+		if !cfg.Unsigned {
+			opts = append(opts, consensus.WithSigner(ca.Issue(fmt.Sprintf("orderer%d", i))))
+		}
+		c, err := consensus.NewConsenter(opts...)
 		if err != nil {
 			return h, err
 		}
 		h.cons = append(h.cons, c)
-		l := ledger.NewMemory()
+		var l ledger.Ledger = ledger.NewMemory()
+		if cfg.Ledger == LedgerFile {
+			if l, err = ledger.OpenFile(fmt.Sprintf("%s/node%d", h.ledgerDir, i), ledger.WithLogger(nil)); err != nil {
+				return h, err
+			}
+		}
+		h.ledgers = append(h.ledgers, l)
 		ch, err := c.NewChain(channelID, l, genesis)
 		if err != nil {
 			return h, err
 		}
 		ch.Start()
 		h.chains = append(h.chains, ch)
-		h.ledgers = append(h.ledgers, l)
 	}
 	for _, ch := range h.chains {
 		if err := ch.WaitReady(ctx); err != nil {
@@ -188,7 +304,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	h.stopSeen = stopSeen
 	for _, l := range h.ledgers {
 		c := newCounter()
-		h.seen = append(h.seen, &c)
+		h.seen = append(h.seen, c)
 		h.rawWG.Add(1)
 		go func() {
 			defer h.rawWG.Done()
@@ -204,40 +320,18 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 		}()
 	}
 
-	// Envelopes of cfg.EnvSize bytes, signed, validated once.
-	pad := 0
-	if probe := testutil.Envelope(client, channelID, cb.HeaderType_ENDORSER_TRANSACTION, nil); len(probe.Payload)+len(probe.Signature) < cfg.EnvSize {
-		pad = cfg.EnvSize - len(probe.Payload) - len(probe.Signature)
-	}
-	for i := range distinctTx {
-		data := make([]byte, pad)
-		copy(data, fmt.Sprint("tx", i))
-		env := testutil.Envelope(client, channelID, cb.HeaderType_ENDORSER_TRANSACTION, data)
-		if h.seq, err = h.chains[0].ProcessNormal(env); err != nil {
-			return h, err
-		}
-		h.envs = append(h.envs, env)
-		// The raw records carry exactly what the chain produces.
-		envBytes, err := proto.Marshal(env)
-		if err != nil {
-			return h, err
-		}
-		v, err := proto.Marshal(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{
-			Payload: envBytes, ConfigSeq: h.seq, Class: ab.KafkaMessageRegular_NORMAL}}})
-		if err != nil {
-			return h, err
-		}
-		h.rawValue = append(h.rawValue, v)
+	if err := h.buildEnvelopes(cfg, client); err != nil {
+		return h, err
 	}
 
 	// Raw side: the chain's kgo settings, one client per node.
-	for i := range Nodes {
+	for i := range cfg.Nodes {
 		cl, err := kgo.NewClient(
 			kgo.SeedBrokers(k.Addrs()...),
 			kgo.ClientID(fmt.Sprintf("raw%d", i)),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.ProducerLinger(linger),
+			kgo.ProducerLinger(cfg.Linger),
 			kgo.ProducerBatchMaxBytes(maxRecord),
 			kgo.FetchMaxWait(250*time.Millisecond),
 		)
@@ -245,15 +339,16 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			return h, err
 		}
 		h.raw = append(h.raw, cl)
-		c := newCounter()
-		h.rawSeen = append(h.rawSeen, &c)
+		h.rawSeen = append(h.rawSeen, newCounter())
 	}
-	if _, err := consensus.EnsureTopic(ctx, kadm.NewClient(h.raw[0]), rawTopic, consensus.DefaultTopicSettings()); err != nil {
+	if _, err := consensus.EnsureTopic(ctx, kadm.NewClient(h.raw[0]), rawTopic, topic); err != nil {
 		return h, err
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	h.rawStop = stop
 	for i, cl := range h.raw {
+		// Fetching is resumed for each raw round only.
+		cl.PauseFetchTopics(rawTopic)
 		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{rawTopic: {0: kgo.NewOffset().AtStart()}})
 		h.rawWG.Add(1)
 		go func() {
@@ -269,18 +364,56 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	}
 
 	// Warm up both sides: connections, producer IDs, metadata.
-	if _, err := h.chainRound(ctx, warmUp, warmUpCall, 0); err != nil {
+	warm := Run{Callers: warmUpCall}
+	if _, err := h.chainRound(ctx, warmUp, warm); err != nil {
 		return h, err
 	}
-	if err := h.rawRound(ctx, warmUp, warmUpCall, 0); err != nil {
+	if _, err := h.rawRound(ctx, warmUp, warm); err != nil {
 		return h, err
 	}
+	runtime.GC()
 	started = true
 	return h, nil
 }
 
-// Close stops the raw consumers, closes the clients and the consenters and
-// stops the embedded Kafka.
+// buildEnvelopes builds distinctTx envelopes of cfg.EnvSize bytes signed by
+// client, validates them once on the first chain, and the raw records
+// carrying exactly what the chain produces for them.
+func (h *Harness) buildEnvelopes(cfg Config, client *testutil.Identity) error {
+	pad := 0
+	if probe := testutil.Envelope(client, channelID, cb.HeaderType_ENDORSER_TRANSACTION, nil); len(probe.Payload)+len(probe.Signature) < cfg.EnvSize {
+		pad = cfg.EnvSize - len(probe.Payload) - len(probe.Signature)
+	}
+	rng := rand.NewChaCha8([32]byte{'c', 'h', 'a', 'i', 'n', 'b', 'e', 'n', 'c', 'h'})
+	for i := range distinctTx {
+		data := make([]byte, pad)
+		if cfg.Payload == PayloadRandom {
+			_, _ = rng.Read(data) // never fails
+		} else {
+			copy(data, fmt.Sprint("tx", i))
+		}
+		env := testutil.Envelope(client, channelID, cb.HeaderType_ENDORSER_TRANSACTION, data)
+		var err error
+		if h.seq, err = h.chains[0].ProcessNormal(env); err != nil {
+			return err
+		}
+		h.envs = append(h.envs, env)
+		envBytes, err := proto.Marshal(env)
+		if err != nil {
+			return err
+		}
+		v, err := proto.Marshal(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{
+			Payload: envBytes, ConfigSeq: h.seq, Class: ab.KafkaMessageRegular_NORMAL}}})
+		if err != nil {
+			return err
+		}
+		h.rawValue = append(h.rawValue, v)
+	}
+	return nil
+}
+
+// Close stops the raw consumers, closes the clients, the consenters and
+// their ledgers and stops the embedded Kafka.
 func (h *Harness) Close() {
 	if h.rawStop != nil {
 		h.rawStop()
@@ -295,6 +428,12 @@ func (h *Harness) Close() {
 	for _, c := range h.cons {
 		c.Close()
 	}
+	for _, l := range h.ledgers {
+		_ = l.Close() // nothing left to report to
+	}
+	if h.ledgerDir != "" {
+		_ = os.RemoveAll(h.ledgerDir)
+	}
 	h.k.Close()
 }
 
@@ -307,9 +446,10 @@ type Timer interface {
 
 // Run describes one measurement: Total envelopes through each side, in
 // alternating rounds of Round envelopes. With Callers > 0, that many
-// goroutines each send an envelope and wait for its outcome before the
-// next (on node caller%Nodes); else a single goroutine keeps up to InFlight
-// envelopes in flight on node 0.
+// goroutines each send an envelope with the blocking call (Chain.Order,
+// kgo's ProduceSync) before the next, on node caller%Nodes; Callers 1 is
+// one envelope at a time. Else a single goroutine keeps up to InFlight
+// envelopes in flight on node 0 (Chain.OrderAsync, kgo's Produce).
 type Run struct {
 	// Total is the number of envelopes per side.
 	Total int
@@ -319,6 +459,9 @@ type Run struct {
 	Callers int
 	// InFlight is the number of envelopes in flight when Callers is 0.
 	InFlight int
+	// ChainOnly runs the chain's rounds alone, for profiling it: the raw
+	// figures of the Result are then zero.
+	ChainOnly bool
 	// Timer, if not nil, times the chain's rounds.
 	Timer Timer
 }
@@ -336,19 +479,32 @@ type Result struct {
 	// P50 and P99 are percentiles of the chain's latency (Order until its
 	// outcome).
 	P50, P99 time.Duration
+	// RawP50 and RawP99 are percentiles of raw kgo's latency (Produce
+	// until Kafka acknowledged the record).
+	RawP50, RawP99 time.Duration
+	// ChainCPU and RawCPU are the process CPU time (user + system, the
+	// embedded brokers' included) per envelope of the chain's rounds and of
+	// the raw rounds; zero where the platform does not report it.
+	ChainCPU, RawCPU time.Duration
 }
 
 // Ratio is the chain's throughput over raw kgo's, over all rounds.
 func (r Result) Ratio() float64 { return r.Chain / r.Raw }
 
+// CPURatio is the chain's CPU time per envelope over raw kgo's.
+func (r Result) CPURatio() float64 { return float64(r.ChainCPU) / float64(r.RawCPU) }
+
 // Measure runs r.Total envelopes through each side in alternating rounds,
 // the chain first in even rounds and raw kgo first in odd ones.
 func (h *Harness) Measure(ctx context.Context, r Run) (Result, error) {
-	if r.Total <= 0 {
+	switch {
+	case r.Total <= 0:
 		return Result{}, errors.New("chainbench: no envelopes to measure")
+	case r.Callers < 0 || (r.Callers == 0 && r.InFlight < 1):
+		return Result{}, fmt.Errorf("chainbench: %d callers, %d in flight: need callers, or at least one in flight", r.Callers, r.InFlight)
 	}
-	var chainTime, rawTime time.Duration
-	var lat []time.Duration
+	var chainTime, rawTime, chainCPU, rawCPU time.Duration
+	var lat, rawLat []time.Duration
 	var ratios []float64 // per pair of rounds
 	for done, round := 0, 0; done < r.Total; round++ {
 		n := min(max(r.Round, 1), r.Total-done)
@@ -357,21 +513,32 @@ func (h *Harness) Measure(ctx context.Context, r Run) (Result, error) {
 			if r.Timer != nil {
 				r.Timer.StartTimer()
 			}
+			c := processCPU()
 			t := time.Now()
-			l, err := h.chainRound(ctx, n, r.Callers, r.InFlight)
+			l, err := h.chainRound(ctx, n, r)
 			ct = time.Since(t)
-			chainTime += ct
 			if r.Timer != nil {
 				r.Timer.StopTimer()
 			}
+			// The round's garbage is its own cost, not the next round's.
+			runtime.GC()
+			chainCPU += processCPU() - c
+			chainTime += ct
 			lat = append(lat, l...)
 			return err
 		}
 		raw := func() error {
+			if r.ChainOnly {
+				return nil
+			}
+			c := processCPU()
 			t := time.Now()
-			err := h.rawRound(ctx, n, r.Callers, r.InFlight)
+			l, err := h.rawRound(ctx, n, r)
 			rt = time.Since(t)
+			runtime.GC()
+			rawCPU += processCPU() - c
 			rawTime += rt
+			rawLat = append(rawLat, l...)
 			return err
 		}
 		first, second := chain, raw
@@ -384,25 +551,41 @@ func (h *Harness) Measure(ctx context.Context, r Run) (Result, error) {
 		if err := second(); err != nil {
 			return Result{}, err
 		}
-		ratios = append(ratios, rt.Seconds()/ct.Seconds())
+		if !r.ChainOnly {
+			ratios = append(ratios, rt.Seconds()/ct.Seconds())
+		}
 		done += n
 	}
-	slices.Sort(lat)
-	slices.Sort(ratios)
-	return Result{
-		Chain:            float64(r.Total) / chainTime.Seconds(),
-		Raw:              float64(r.Total) / rawTime.Seconds(),
-		MedianRoundRatio: ratios[len(ratios)/2],
-		P50:              lat[len(lat)/2],
-		P99:              lat[len(lat)*99/100],
-	}, nil
+	res := Result{
+		Chain:    float64(r.Total) / chainTime.Seconds(),
+		ChainCPU: chainCPU / time.Duration(r.Total),
+	}
+	res.P50, res.P99 = percentiles(lat)
+	if !r.ChainOnly {
+		slices.Sort(ratios)
+		res.Raw = float64(r.Total) / rawTime.Seconds()
+		res.RawCPU = rawCPU / time.Duration(r.Total)
+		res.MedianRoundRatio = ratios[len(ratios)/2]
+		res.RawP50, res.RawP99 = percentiles(rawLat)
+	}
+	return res, nil
 }
 
-// drive sends n items: with callers > 0, that many goroutines each send
-// and wait for the outcome before the next (on node caller%Nodes); else one
-// goroutine keeps up to inFlight items in flight on node 0. send calls done
-// once with the outcome. It returns the per-item latencies.
-func drive(n, callers, inFlight int, send func(node, i int, done func(error))) ([]time.Duration, error) {
+// percentiles sorts lat and returns its 50th and 99th percentiles.
+func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100]
+}
+
+// drive sends n items as r says: with r.Callers > 0, that many goroutines
+// each call send (which returns the outcome) before the next, on node
+// caller%nodes; else one goroutine keeps up to r.InFlight items in flight
+// with sendAsync on node 0, which calls done once with the outcome. It
+// returns the per-item latencies.
+func drive(n, nodes int, r Run, send func(node, i int) error, sendAsync func(node, i int, done func(error))) ([]time.Duration, error) {
 	lat := make([]time.Duration, n)
 	var firstErr atomic.Pointer[error]
 	fail := func(err error) {
@@ -411,28 +594,26 @@ func drive(n, callers, inFlight int, send func(node, i int, done func(error))) (
 		}
 	}
 	var wg sync.WaitGroup
-	if callers > 0 {
+	if r.Callers > 0 {
 		var next atomic.Int64
-		for c := range callers {
+		for c := range r.Callers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res := make(chan error, 1)
 				for {
 					i := int(next.Add(1)) - 1
 					if i >= n || firstErr.Load() != nil {
 						return
 					}
 					t := time.Now()
-					send(c%Nodes, i, func(err error) { res <- err })
-					err := <-res
+					err := send(c%nodes, i)
 					lat[i] = time.Since(t)
 					fail(err)
 				}
 			}()
 		}
 	} else {
-		sem := make(chan struct{}, inFlight)
+		sem := make(chan struct{}, r.InFlight)
 		for i := range n {
 			if firstErr.Load() != nil {
 				break
@@ -440,7 +621,7 @@ func drive(n, callers, inFlight int, send func(node, i int, done func(error))) (
 			sem <- struct{}{}
 			wg.Add(1)
 			t := time.Now()
-			send(0, i, func(err error) {
+			sendAsync(0, i, func(err error) {
 				lat[i] = time.Since(t)
 				fail(err)
 				<-sem
@@ -456,14 +637,18 @@ func drive(n, callers, inFlight int, send func(node, i int, done func(error))) (
 }
 
 // chainRound orders n envelopes and returns once every node appended them.
-func (h *Harness) chainRound(ctx context.Context, n, callers, inFlight int) ([]time.Duration, error) {
+func (h *Harness) chainRound(ctx context.Context, n int, r Run) ([]time.Duration, error) {
 	base := make([]int64, len(h.seen))
 	for i, c := range h.seen {
 		base[i] = c.n.Load()
 	}
-	lat, err := drive(n, callers, inFlight, func(node, i int, done func(error)) {
-		h.chains[node].OrderAsync(ctx, h.envs[i%len(h.envs)], h.seq, consensus.Promise(done))
-	})
+	lat, err := drive(n, len(h.chains), r,
+		func(node, i int) error {
+			return h.chains[node].Order(ctx, h.envs[i%len(h.envs)], h.seq)
+		},
+		func(node, i int, done func(error)) {
+			h.chains[node].OrderAsync(ctx, h.envs[i%len(h.envs)], h.seq, consensus.Promise(done))
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -475,24 +660,39 @@ func (h *Harness) chainRound(ctx context.Context, n, callers, inFlight int) ([]t
 	return lat, nil
 }
 
-// rawRound produces n records and returns once every consumer read them.
-func (h *Harness) rawRound(ctx context.Context, n, callers, inFlight int) error {
+// rawRound produces n records and returns once every raw client consumed
+// them. The raw clients fetch only during the round.
+func (h *Harness) rawRound(ctx context.Context, n int, r Run) ([]time.Duration, error) {
 	base := make([]int64, len(h.rawSeen))
 	for i, c := range h.rawSeen {
 		base[i] = c.n.Load()
 	}
+	for _, cl := range h.raw {
+		cl.ResumeFetchTopics(rawTopic)
+	}
+	defer func() {
+		for _, cl := range h.raw {
+			cl.PauseFetchTopics(rawTopic)
+		}
+	}()
 	key := []byte("0")
-	_, err := drive(n, callers, inFlight, func(node, i int, done func(error)) {
-		rec := &kgo.Record{Topic: rawTopic, Partition: 0, Key: key, Value: h.rawValue[i%len(h.rawValue)]}
-		h.raw[node].Produce(ctx, rec, func(_ *kgo.Record, err error) { done(err) })
-	})
+	record := func(i int) *kgo.Record {
+		return &kgo.Record{Topic: rawTopic, Partition: 0, Key: key, Value: h.rawValue[i%len(h.rawValue)]}
+	}
+	lat, err := drive(n, len(h.raw), r,
+		func(node, i int) error {
+			return h.raw[node].ProduceSync(ctx, record(i)).FirstErr()
+		},
+		func(node, i int, done func(error)) {
+			h.raw[node].Produce(ctx, record(i), func(_ *kgo.Record, err error) { done(err) })
+		})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, c := range h.rawSeen {
 		if err := c.wait(ctx, base[i]+int64(n)); err != nil {
-			return fmt.Errorf("raw consumer %d: %w", i, err)
+			return nil, fmt.Errorf("raw consumer %d: %w", i, err)
 		}
 	}
-	return nil
+	return lat, nil
 }

@@ -226,7 +226,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	var kopts []consensustest.KafkaOpt
+	var kopts []consensustest.KafkaOption
 	if cfg.Brokers > 0 {
 		kopts = append(kopts, consensustest.WithBrokers(cfg.Brokers))
 	}
@@ -263,7 +263,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	genesis := testutil.GenesisBlock(cfg.TB, chCfg)
 	quiet := slog.New(slog.DiscardHandler)
 	for i := range cfg.Nodes {
-		opts := []consensus.Opt{
+		opts := []consensus.Option{
 			consensus.WithSeedBrokers(k.Addrs()...),
 			consensus.WithClientID(fmt.Sprintf("osn%d", i)),
 			consensus.WithLogger(quiet),

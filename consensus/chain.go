@@ -173,6 +173,10 @@ func (ch *Chain) Done() <-chan struct{} { return ch.done }
 // Halt, or an error wrapping ErrHalted and the cause after a fatal problem.
 func (ch *Chain) Err() error { return ch.st.Load().err }
 
+// Ledger returns the ledger the chain writes: read blocks from it (its
+// Iterator follows the chain as it grows); do not append to it.
+func (ch *Chain) Ledger() Ledger { return ch.ledger }
+
 // Height returns the number of blocks the chain has written.
 func (ch *Chain) Height() uint64 { return ch.ledger.Height() }
 

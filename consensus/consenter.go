@@ -3,6 +3,8 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
@@ -52,7 +54,7 @@ func NewConsenter(opts ...Option) (*Consenter, error) {
 // last config block. Start it with Chain.Start.
 func (c *Consenter) NewChain(channel string, l Ledger, genesis *cb.Block) (*Chain, error) {
 	if err := ValidTopicName(channel); err != nil {
-		return nil, fmt.Errorf("consensus: channel %q: %w", channel, err)
+		return nil, err // names the channel, which is the topic
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -114,6 +116,13 @@ func restore(l Ledger, genesis *cb.Block, parse ConfigParser) (CoreState, error)
 		return CoreState{}, fmt.Errorf("config block %d: %w", idx, err)
 	}
 	return CoreState{LastBlock: last, Config: cfg}, nil
+}
+
+// Channels returns the channels the consenter has chains of, sorted.
+func (c *Consenter) Channels() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Keys(c.chains))
 }
 
 // Chain returns the chain of channel, or nil.

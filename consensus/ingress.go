@@ -64,6 +64,27 @@ func (ch *Chain) Order(ctx context.Context, env *cb.Envelope, seq uint64) error 
 	return ch.wait(ctx, func(p Promise) { ch.OrderAsync(ctx, env, seq, p) })
 }
 
+// Submit validates a normal envelope (ProcessNormal) and orders it
+// (Order): the one-call form, for callers that need not validate in one
+// place and order in another.
+func (ch *Chain) Submit(ctx context.Context, env *cb.Envelope) error {
+	seq, err := ch.ProcessNormal(env)
+	if err != nil {
+		return err
+	}
+	return ch.Order(ctx, env, seq)
+}
+
+// SubmitConfig is Submit for a config envelope: ProcessConfig, then
+// Configure.
+func (ch *Chain) SubmitConfig(ctx context.Context, env *cb.Envelope) error {
+	seq, err := ch.ProcessConfig(env)
+	if err != nil {
+		return err
+	}
+	return ch.Configure(ctx, env, seq)
+}
+
 // Configure is Order for a config envelope (see ProcessConfig).
 func (ch *Chain) Configure(ctx context.Context, env *cb.Envelope, seq uint64) error {
 	return ch.wait(ctx, func(p Promise) { ch.ConfigureAsync(ctx, env, seq, p) })

@@ -56,6 +56,32 @@ func TestSmokeOneNode(t *testing.T) {
 	}
 	// 10 + 10 cut by count, the last 5 by the batch timeout.
 	require.Eventually(t, func() bool { return l.Height() == 4 }, 10*time.Second, 10*time.Millisecond, "height %d", l.Height())
+	require.Same(t, consensus.Ledger(l), ch.Ledger())
+
+	// The one-call form validates and orders.
+	require.NoError(t, ch.Submit(ctx, testutil.Envelope(client, "ch1", cb.HeaderType_ENDORSER_TRANSACTION, []byte("submitted"))))
+	require.Error(t, ch.Submit(ctx, testutil.Envelope(client, "other", cb.HeaderType_ENDORSER_TRANSACTION, nil)), "wrong channel")
+	require.Eventually(t, func() bool { return l.Height() == 5 }, 10*time.Second, 10*time.Millisecond)
+	// No envelope is an error, not a panic.
+	require.ErrorContains(t, ch.Order(ctx, nil, 0), "nil envelope")
+	require.ErrorContains(t, ch.Submit(ctx, nil), "nil envelope")
+}
+
+// TestConsenterChannels creates chains of a few channels: Channels lists
+// them sorted; an invalid channel name is refused once, naming it.
+func TestConsenterChannels(t *testing.T) {
+	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers("127.0.0.1:1"), consensus.WithLogger(quietLogger))
+	require.NoError(t, err)
+	defer cons.Close()
+	ca := testutil.NewCA(t, "Org1")
+	for _, name := range []string{"zeta", "alpha", "mid"} {
+		_, err := cons.NewChain(name, ledger.NewMemory(), testutil.GenesisBlock(t, testutil.ChannelConfig(name, []*testutil.CA{ca})))
+		require.NoError(t, err)
+	}
+	require.Equal(t, []string{"alpha", "mid", "zeta"}, cons.Channels())
+	_, err = cons.NewChain("bad/name", ledger.NewMemory(), nil)
+	require.ErrorIs(t, err, consensus.ErrInvalidTopicName)
+	require.Equal(t, `consensus: invalid topic name "bad/name": illegal character '/' at byte 3 (allowed: a-z A-Z 0-9 . _ -)`, err.Error())
 }
 
 // TestOrderLargeEnvelopes orders envelopes larger than Kafka's default

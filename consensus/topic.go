@@ -156,16 +156,16 @@ func ValidTopicName(name string) error {
 	case name == "":
 		return fmt.Errorf("%w: empty", ErrInvalidTopicName)
 	case name == "." || name == "..":
-		return fmt.Errorf("%w: %q is reserved", ErrInvalidTopicName, name)
+		return fmt.Errorf("%w %q: reserved", ErrInvalidTopicName, name)
 	case len(name) > MaxTopicNameLen:
-		return fmt.Errorf("%w: %d characters, at most %d allowed", ErrInvalidTopicName, len(name), MaxTopicNameLen)
+		return fmt.Errorf("%w %.20q...: %d characters, at most %d allowed", ErrInvalidTopicName, name, len(name), MaxTopicNameLen)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' {
 			continue
 		}
-		return fmt.Errorf("%w: %q has illegal character %q at byte %d (allowed: a-z A-Z 0-9 . _ -)", ErrInvalidTopicName, name, rune(c), i)
+		return fmt.Errorf("%w %q: illegal character %q at byte %d (allowed: a-z A-Z 0-9 . _ -)", ErrInvalidTopicName, name, rune(c), i)
 	}
 	return nil
 }

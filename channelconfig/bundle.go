@@ -29,6 +29,13 @@ type org struct {
 	policies map[string]*cb.SignaturePolicyEnvelope
 }
 
+// MaxBatchTimeout is the longest batch timeout a configuration may set.
+// Fabric sets no bound; here a partial batch must be cut within an hour:
+// a longer timeout is indistinguishable from never for the clients waiting
+// on its envelopes, and a mistyped one (10,000 years) would hold a batch
+// for ever.
+const MaxBatchTimeout = time.Hour
+
 // BatchSize holds the block cutter's limits.
 type BatchSize struct {
 	// MaxMessageCount is the number of envelopes at which a batch is cut.
@@ -98,6 +105,8 @@ func NewBundle(cfg *ccpb.ChannelConfig, opts ...Option) (*Bundle, error) {
 	}
 	if t := cfg.GetBatchTimeout(); t == nil || t.CheckValid() != nil || t.AsDuration() <= 0 {
 		return nil, fail("batch timeout %v is not a positive duration", t.AsDuration())
+	} else if t.AsDuration() > MaxBatchTimeout {
+		return nil, fail("batch timeout %v exceeds %v", t.AsDuration(), MaxBatchTimeout)
 	}
 	byID := make(map[string]*ccpb.Organization)
 	var msps []*msp.MSP

@@ -326,7 +326,8 @@ func TestEvaluatePolicyImplicitMeta(t *testing.T) {
 
 func TestValidateConfig(t *testing.T) {
 	orgs, cas := newOrgs(t, "Org1MSP", "Org2MSP", "Org3MSP")
-	b := testutil.Bundle(t, testutil.ChannelConfig(channel, cas))
+	// Org1 runs the orderers too: one organisation, counted once.
+	b := testutil.Bundle(t, testutil.ChannelConfig(channel, cas, testutil.WithOrdererOrgs(cas[0])))
 
 	next := func(mutate ...func(*ccpb.ChannelConfig)) *ccpb.ChannelConfig {
 		c := b.Config()
@@ -394,7 +395,7 @@ func TestValidateConfig(t *testing.T) {
 
 func TestValidateConfigChain(t *testing.T) {
 	orgs, cas := newOrgs(t, "Org1MSP", "Org2MSP")
-	b := testutil.Bundle(t, testutil.ChannelConfig(channel, cas[:1]))
+	b := testutil.Bundle(t, testutil.ChannelConfig(channel, cas[:1], testutil.WithOrdererOrgs(cas[0])))
 	admin1, admin2 := orgs[0].admin, orgs[1].admin
 
 	// Sequence 1 adds Org2, authorised by Org1 alone (MAJORITY of one).
@@ -425,4 +426,48 @@ func TestValidateConfigChain(t *testing.T) {
 	restored, err := channelconfig.FromConfigBlock(protoutil.NewBlock(7, []byte("prev"), [][]byte{protoutil.MarshalOrPanic(env)}))
 	require.NoError(t, err)
 	require.True(t, proto.Equal(b2.Config(), restored.Config()))
+}
+
+// TestValidateConfigRefusesUnusable refuses updates that would brick the
+// channel: no application or orderer organisation, a policy nobody could
+// satisfy, an unbounded batch timeout.
+func TestValidateConfigRefusesUnusable(t *testing.T) {
+	orgs, cas := newOrgs(t, "AppMSP", "OrdererMSP")
+	b := testutil.Bundle(t, testutil.ChannelConfig(channel, cas[:1], testutil.WithOrdererOrgs(cas[1])))
+	update := func(f func(*ccpb.ChannelConfig)) error {
+		c := b.Config()
+		c.Sequence++
+		f(c)
+		// Signed by both admins: MAJORITY Admins of the current config.
+		env, err := channelconfig.NewConfigEnvelope(c, orgs[0].admin, orgs[0].admin, orgs[1].admin)
+		require.NoError(t, err)
+		_, err = b.ValidateConfig(env)
+		return err
+	}
+	require.NoError(t, update(func(c *ccpb.ChannelConfig) { c.BatchSize.MaxMessageCount = 7 }))
+	policy := func(p string) *cb.Policy {
+		env, err := msp.FromString(p)
+		require.NoError(t, err)
+		return channelconfig.SignaturePolicy(env)
+	}
+	for _, tt := range []struct {
+		name, want string
+		f          func(*ccpb.ChannelConfig)
+	}{
+		{"no organisation", "no application organisation", func(c *ccpb.ChannelConfig) { c.ApplicationOrgs, c.OrdererOrgs = nil, nil }},
+		{"no application organisation", "no application organisation", func(c *ccpb.ChannelConfig) { c.ApplicationOrgs = nil }},
+		{"no orderer organisation", "no orderer organisation", func(c *ccpb.ChannelConfig) { c.OrdererOrgs = nil }},
+		{"Writers of a removed organisation", "policy Writers", func(c *ccpb.ChannelConfig) { c.Policies["Writers"] = policy("OR('GoneMSP.member')") }},
+		{"Admins nobody holds", "policy Admins", func(c *ccpb.ChannelConfig) { c.Policies["Admins"] = policy("OR('AppMSP.peer')") }},
+		{"Readers with no organisation's sub-policy", "policy Readers", func(c *ccpb.ChannelConfig) {
+			c.Policies["Readers"] = channelconfig.ImplicitMetaPolicy("Nobody", cb.ImplicitMetaPolicy_ANY)
+		}},
+		{"10,000 years", "exceeds 1h0m0s", func(c *ccpb.ChannelConfig) { c.BatchTimeout = &durationpb.Duration{Seconds: 10000 * 365 * 24 * 3600} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := update(tt.f)
+			require.ErrorIs(t, err, channelconfig.ErrMalformed)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
 }

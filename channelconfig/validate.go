@@ -91,10 +91,66 @@ func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
 		return nil, fmt.Errorf("configuration update to sequence %d: %w", cfg.GetSequence(), err)
 	}
 	nb, err := NewBundle(cfg, b.opts...)
+	if err == nil {
+		err = nb.checkUsable()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("configuration update to sequence %d: %w", cfg.GetSequence(), err)
 	}
 	return nb, nil
+}
+
+// checkUsable refuses, with ErrMalformed, a configuration that would leave
+// the channel unusable for ever: one without an application or an orderer
+// organisation, or whose Readers, Writers or Admins policy no identity of
+// its organisations could satisfy (then nobody could read, write or
+// change the configuration again).
+func (b *Bundle) checkUsable() error {
+	switch {
+	case len(b.cfg.GetApplicationOrgs()) == 0:
+		return fmt.Errorf("%w: channel %s: no application organisation", ErrMalformed, b.ChannelID())
+	case len(b.cfg.GetOrdererOrgs()) == 0:
+		return fmt.Errorf("%w: channel %s: no orderer organisation", ErrMalformed, b.ChannelID())
+	}
+	for _, name := range []string{ReadersPolicy, WritersPolicy, AdminsPolicy} {
+		if err := b.couldSatisfy(name); err != nil {
+			return fmt.Errorf("%w: channel %s: no identity could satisfy policy %s: %w", ErrMalformed, b.ChannelID(), name, err)
+		}
+	}
+	return nil
+}
+
+// couldSatisfy reports whether identities of the configuration's
+// organisations could satisfy channel policy name (see
+// msp.Manager.CouldSatisfy); an implicit meta policy needs enough
+// organisations whose sub-policy could be.
+func (b *Bundle) couldSatisfy(name string) error {
+	p := b.policies[name]
+	if p.sig != nil {
+		return b.mgr.CouldSatisfy(p.sig)
+	}
+	need := map[cb.ImplicitMetaPolicy_Rule]int{cb.ImplicitMetaPolicy_ANY: 1, cb.ImplicitMetaPolicy_ALL: len(b.orgs)}[p.meta.GetRule()]
+	if p.meta.GetRule() == cb.ImplicitMetaPolicy_MAJORITY {
+		need = len(b.orgs)/2 + 1
+	}
+	could := 0
+	var errs []error
+	for _, o := range b.orgs {
+		sub, ok := o.policies[p.meta.GetSubPolicy()]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s has no policy %s", o.id, p.meta.GetSubPolicy()))
+			continue
+		}
+		if err := b.mgr.CouldSatisfy(sub); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", o.id, err))
+			continue
+		}
+		could++
+	}
+	if could < need {
+		return fmt.Errorf("%s %s: %d of %d organisations could, need %d: %w", p.meta.GetRule(), p.meta.GetSubPolicy(), could, len(b.orgs), need, errors.Join(errs...))
+	}
+	return nil
 }
 
 func signedData(env *cb.Envelope, h *protoutil.Headers) msp.SignedData {

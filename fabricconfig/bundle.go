@@ -282,7 +282,9 @@ func (b *Bundle) MSPManager() *msp.Manager { return b.mgr }
 
 // checkSuccessor applies Fabric's checks of a configuration derived from b
 // (channelconfig's ValidateNew): the Application group, when b has one, is
-// kept, and no organisation changes its MSP ID.
+// kept, and no organisation changes its MSP ID. Beyond Fabric, it refuses
+// a configuration that would leave the channel unusable for ever (see
+// checkUsable).
 func (b *Bundle) checkSuccessor(nb *Bundle) error {
 	if b.hasApplication && !nb.hasApplication {
 		return fmt.Errorf("%w: current config has application section, but new config does not", channelconfig.ErrMalformed)
@@ -293,6 +295,35 @@ func (b *Bundle) checkSuccessor(nb *Bundle) error {
 				return fmt.Errorf("%w: %s org %s attempted to change MSP ID from %s to %s",
 					channelconfig.ErrMalformed, map[string]string{ApplicationGroupKey: "application", OrdererGroupKey: "orderer"}[o.Group], o.Name, o.MSPID, n.MSPID)
 			}
+		}
+	}
+	return nb.checkUsable()
+}
+
+// checkUsable refuses, with channelconfig.ErrMalformed, a configuration
+// without an application organisation (when it has an Application group)
+// or an orderer organisation, or whose /Channel/Readers, /Channel/Writers
+// or /Channel/Admins policy no identity of its organisations could
+// satisfy: nobody could then read, write or change the configuration
+// again. Fabric accepts such updates.
+func (b *Bundle) checkUsable() error {
+	count := map[string]int{}
+	for _, o := range b.orgs {
+		count[o.Group]++
+	}
+	switch {
+	case b.hasApplication && count[ApplicationGroupKey] == 0:
+		return fmt.Errorf("%w: channel %s: no application organisation", channelconfig.ErrMalformed, b.channelID)
+	case count[OrdererGroupKey] == 0:
+		return fmt.Errorf("%w: channel %s: no orderer organisation", channelconfig.ErrMalformed, b.channelID)
+	}
+	for _, path := range []string{ChannelReaders, ChannelWriters, ChannelAdmins} {
+		p, ok := b.policies.get(path)
+		if !ok {
+			return fmt.Errorf("%w: channel %s: no policy %s", channelconfig.ErrMalformed, b.channelID, path)
+		}
+		if err := p.couldSatisfy(b.mgr); err != nil {
+			return fmt.Errorf("%w: channel %s: no identity could satisfy policy %s: %w", channelconfig.ErrMalformed, b.channelID, path, err)
 		}
 	}
 	return nil

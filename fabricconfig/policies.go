@@ -229,6 +229,33 @@ func (p *policy) evaluate(cs *msp.CheckedSignatures) error {
 	}
 }
 
+// couldSatisfy reports whether identities of mgr's MSPs could satisfy p
+// at all (see msp.Manager.CouldSatisfy).
+func (p *policy) couldSatisfy(mgr *msp.Manager) error {
+	switch {
+	case p.missing:
+		return fmt.Errorf("%s is not defined", p.path)
+	case p.sig != nil:
+		if err := mgr.CouldSatisfy(p.sig); err != nil {
+			return fmt.Errorf("%s: %w", p.path, err)
+		}
+		return nil
+	}
+	could := 0
+	var errs []error
+	for _, sub := range p.subs {
+		if err := sub.couldSatisfy(mgr); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		could++
+	}
+	if could < p.threshold {
+		return fmt.Errorf("%s: %d sub-policies could be satisfied, %d needed: %w", p.path, could, p.threshold, errors.Join(errs...))
+	}
+	return nil
+}
+
 // EvaluatePolicy returns nil when signed satisfies the policy at path, an
 // absolute policy path such as ChannelWriters ("/Channel/Writers") or
 // "/Channel/Application/Org1MSP/Admins", or one relative to the channel

@@ -106,6 +106,17 @@ func TestUpdateRules(t *testing.T) {
 		setValue(org1, fabricconfig.MSPKey, mc)
 	})
 	modPolicy := edit(b, func(ch *cb.ConfigGroup) { ch.Groups["Orderer"].Values["BatchSize"].ModPolicy = "Nope/Admins" })
+	removeAllOrgs := edit(b, func(ch *cb.ConfigGroup) {
+		delete(app(ch).Groups, "Org1MSP")
+		delete(app(ch).Groups, "Org2MSP")
+	})
+	removeOrdererOrg := edit(b, func(ch *cb.ConfigGroup) { delete(ch.Groups["Orderer"].Groups, "OrdererOrg") })
+	foreverTimeout := edit(b, func(ch *cb.ConfigGroup) {
+		setValue(ch.Groups["Orderer"], fabricconfig.BatchTimeoutKey, &ab.BatchTimeout{Timeout: "8760h"})
+	})
+	unsatisfiableWriters := edit(b, func(ch *cb.ConfigGroup) {
+		ch.Policies["Writers"].Policy = fabricconfig.SignaturePolicy(mustPolicy(t, "OR('GoneMSP.member')"))
+	})
 
 	tests := []struct {
 		name string
@@ -180,6 +191,30 @@ func TestUpdateRules(t *testing.T) {
 				_, err := nb.ProposeConfigUpdate(signedUpdate(t, nb, next, "OrdererAdm", "Admin@org1", "Admin@org2"))
 				require.EqualError(t, err, "error authorizing update: error validating DeltaSet: unexpected missing policy Nope/Admins for item [Value]  /Channel/Orderer/BatchSize")
 			},
+		},
+		{
+			name: "remove every application organisation",
+			env:  signedUpdate(t, b, removeAllOrgs, "Admin@org1", "Admin@org2"),
+			want: []error{fabricconfig.ErrBadUpdate, channelconfig.ErrMalformed},
+			msg:  "no application organisation",
+		},
+		{
+			name: "remove the orderer organisation",
+			env:  signedUpdate(t, b, removeOrdererOrg, "OrdererAdm"),
+			want: []error{fabricconfig.ErrBadUpdate, channelconfig.ErrMalformed},
+			msg:  "no orderer organisation",
+		},
+		{
+			name: "Writers nobody could satisfy",
+			env:  signedUpdate(t, b, unsatisfiableWriters, "OrdererAdm", "Admin@org1", "Admin@org2"),
+			want: []error{fabricconfig.ErrBadUpdate, channelconfig.ErrMalformed},
+			msg:  "no identity could satisfy policy /Channel/Writers",
+		},
+		{
+			name: "batch timeout of a year",
+			env:  signedUpdate(t, b, foreverTimeout, "OrdererAdm"),
+			want: []error{fabricconfig.ErrBadUpdate, channelconfig.ErrMalformed},
+			msg:  "more than 1h0m0s",
 		},
 		{
 			name: "signatures of another update",
@@ -339,4 +374,11 @@ func TestProcessConfigUpdateChecks(t *testing.T) {
 	require.ErrorIs(t, err, channelconfig.ErrBadSequence)
 	_, err = nb.ProcessConfigMsg(testEnvelope(t, "User1@org1"), orderer0)
 	require.ErrorIs(t, err, channelconfig.ErrMalformed)
+}
+
+func mustPolicy(t *testing.T, p string) *cb.SignaturePolicyEnvelope {
+	t.Helper()
+	env, err := msp.FromString(p)
+	require.NoError(t, err)
+	return env
 }

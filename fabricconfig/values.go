@@ -259,6 +259,9 @@ func (b *Bundle) parseOrderer(og *cb.ConfigGroup, path string) error {
 	if timeout <= 0 {
 		return fmt.Errorf("attempted to set the batch timeout to a non-positive value: %s", timeout)
 	}
+	if timeout > channelconfig.MaxBatchTimeout {
+		return fmt.Errorf("attempted to set the batch timeout to %s, more than %s", timeout, channelconfig.MaxBatchTimeout)
+	}
 	for _, br := range brokers.GetBrokers() {
 		if err := checkHostPort(br); err != nil {
 			return fmt.Errorf("Kafka broker %q: %w", br, err)

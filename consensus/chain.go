@@ -79,6 +79,10 @@ type Chain struct {
 	// inside the Kafka client.
 	inflight chan struct{}
 
+	// maxRecordBytes is the largest record the topic takes (its
+	// max.message.bytes, as configured or as found).
+	maxRecordBytes atomic.Int64
+
 	st     atomic.Pointer[state]
 	config atomic.Pointer[configBox]
 	client atomic.Pointer[kgo.Client]
@@ -110,6 +114,7 @@ func newChain(channel string, cfg *settings, l Ledger, core *Core, m *metrics, c
 	}
 	ch.tracing = blockTracing{tracer: ch.tracer, lastOff: core.LastOffsetPersisted()}
 	ch.quiet = newQuietLog(ch.log)
+	ch.maxRecordBytes.Store(int64(cfg.topic.MaxMessageBytes))
 	ch.ctx, ch.cancel = context.WithCancel(context.Background())
 	ch.st.Store(&state{status: statusNew, open: make(chan struct{}), errored: make(chan struct{})})
 	ch.config.Store(&configBox{core.Config()})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
+	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
@@ -368,4 +369,28 @@ func TestChainCallerContextDoesNotFailOthers(t *testing.T) {
 	}
 	<-first // its outcome does not matter; it must not have failed the others
 	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+}
+
+// TestChainConfigMustFitTheTopic refuses a config update whose
+// AbsoluteMaxBytes the topic could not carry (ErrBadConfig), and accepts
+// one just within it.
+func TestChainConfigMustFitTheTopic(t *testing.T) {
+	k := itKafka(t)
+	ctx := itCtx(t, 30*time.Second)
+	const limit = 1 << 20
+	c := itCluster(t, ctx, k, consensustest.WithNodes(1),
+		consensustest.WithConsenterOpts(consensus.WithTopicSettings(consensus.TopicSettings{ReplicationFactor: 3, MinInsyncReplicas: 2, MaxMessageBytes: limit})))
+	ch := c.Node(0).Chain(consensustest.DefaultChannel)
+	update := func(abs uint32) error {
+		env, err := c.ConfigUpdate(consensustest.DefaultChannel, func(cfg *ccpb.ChannelConfig) {
+			cfg.BatchSize.AbsoluteMaxBytes, cfg.BatchSize.PreferredMaxBytes = abs, abs/2
+		})
+		require.NoError(t, err)
+		return ch.SubmitConfig(ctx, env)
+	}
+	err := update(4_000_000_000)
+	require.ErrorIs(t, err, consensus.ErrBadConfig)
+	require.ErrorContains(t, err, "exceed the topic's max.message.bytes 1048576")
+	require.ErrorIs(t, update(limit-consensus.RecordOverhead+1), consensus.ErrBadConfig)
+	require.NoError(t, update(limit-consensus.RecordOverhead))
 }

@@ -23,6 +23,11 @@ var (
 	// (ErrLogReplaced, ErrLogTruncated, ErrLogDiverged wrap it): the chain
 	// halts rather than fork.
 	ErrInconsistent = errors.New("consensus: ledger and log are inconsistent")
+	// ErrBadConfig reports a configuration update that the channel's
+	// configuration may accept but its Kafka topic cannot serve: an
+	// AbsoluteMaxBytes whose envelopes would not fit in one record of the
+	// topic.
+	ErrBadConfig = errors.New("consensus: configuration refused")
 	// ErrNotAcknowledged reports that Kafka did not acknowledge an
 	// envelope; it may or may not be in the log.
 	ErrNotAcknowledged = errors.New("consensus: envelope not acknowledged by kafka")

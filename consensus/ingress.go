@@ -263,9 +263,30 @@ func (ch *Chain) ProcessNormal(env *cb.Envelope) (uint64, error) {
 // ChannelConfig.ValidateConfig.
 func (ch *Chain) ProcessConfig(env *cb.Envelope) (uint64, error) {
 	return ch.process(env, func(cfg ChannelConfig) error {
-		_, err := cfg.ValidateConfig(env)
-		return err
+		next, err := cfg.ValidateConfig(env)
+		if err != nil {
+			return err
+		}
+		return ch.checkFits(next)
 	})
+}
+
+// RecordOverhead is what a record of the topic holds beyond the envelope:
+// the KafkaMessage framing, the record and batch headers, the key and a
+// trace header. An envelope of AbsoluteMaxBytes plus RecordOverhead must
+// fit in the topic's max.message.bytes.
+const RecordOverhead = 1 << 10
+
+// checkFits refuses a configuration whose largest envelope would not fit
+// in a record of the channel's topic (ErrBadConfig): Kafka would refuse
+// every such envelope with MESSAGE_TOO_LARGE after the channel accepted it.
+func (ch *Chain) checkFits(next ChannelConfig) error {
+	limit := ch.maxRecordBytes.Load()
+	if abs := int64(next.BatchLimits().AbsoluteMaxBytes); abs+RecordOverhead > limit {
+		return fmt.Errorf("%w: AbsoluteMaxBytes %d and %d bytes of record overhead exceed the topic's max.message.bytes %d",
+			ErrBadConfig, abs, RecordOverhead, limit)
+	}
+	return nil
 }
 
 func (ch *Chain) process(env *cb.Envelope, validate func(ChannelConfig) error) (uint64, error) {

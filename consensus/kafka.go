@@ -108,6 +108,11 @@ func (ch *Chain) ensureTopic() error {
 	defer cancel()
 	created, err := EnsureTopic(ctx, kadm.NewClient(ch.client.Load()), ch.topic, ch.cfg.topic)
 	var unsafe *UnsafeTopicError
+	if errors.As(err, &unsafe) {
+		if n := unsafe.maxMessageBytes(); n > 0 && n < ch.maxRecordBytes.Load() {
+			ch.maxRecordBytes.Store(n)
+		}
+	}
 	switch {
 	case errors.As(err, &unsafe) && !ch.cfg.strictTopic:
 		ch.log.Warn("topic has unsafe settings", "err", err)

@@ -46,6 +46,9 @@ func (ch *Chain) run() {
 		ch.fatal(fmt.Errorf("kafka set-up: %w", err))
 		return
 	}
+	if err := ch.checkFits(ch.core.Config()); err != nil {
+		ch.log.Warn("envelopes the configuration allows will not fit in the topic", "err", err)
+	}
 	cl := ch.client.Load()
 	if err := ch.retry(step{"check the log", func() error { return ch.trustLog(cl) }}, step{"post connect", ch.postConnect}); err != nil {
 		ch.fatal(err)

@@ -144,6 +144,19 @@ func (e *UnsafeTopicError) Error() string {
 	return fmt.Sprintf("consensus: topic %q has unsafe settings: %s", e.Topic, strings.Join(ps, "; "))
 }
 
+// maxMessageBytes returns the topic's max.message.bytes when it is one of
+// the problems (smaller than required), or 0.
+func (e *UnsafeTopicError) maxMessageBytes() int64 {
+	for _, p := range e.Problems {
+		if p.Setting == configMaxMessageBytes {
+			if n, err := strconv.ParseInt(p.Got, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
 // Unwrap returns ErrUnsafeTopic.
 func (e *UnsafeTopicError) Unwrap() error { return ErrUnsafeTopic }
 

@@ -53,7 +53,7 @@ func TestMetricsAndTraces(t *testing.T) {
 	client := ca.Issue("client")
 	const channel = "metrics"
 	genesis := testutil.GenesisBlock(t, testutil.ChannelConfig(channel, []*testutil.CA{ca},
-		testutil.WithBatchSize(10, 8<<10, 4<<10), testutil.WithBatchTimeout(50*time.Millisecond)))
+		testutil.WithOrdererOrgs(ca), testutil.WithBatchSize(10, 8<<10, 4<<10), testutil.WithBatchTimeout(50*time.Millisecond)))
 
 	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...),
 		consensus.WithRetry(consensustest.FastRetryPolicy()), consensus.WithLogger(quietLogger),

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
@@ -67,8 +66,8 @@ type Chain struct {
 
 	// Owned by the loop goroutine.
 	core       *Core
-	consuming  bool // the partition is being fetched
 	health     health
+	in         *inbox    // deliveries of the current consumption
 	probedAt   time.Time // when an errored chain last read the log
 	batchStart time.Time
 	tracing    blockTracing
@@ -79,13 +78,15 @@ type Chain struct {
 	// inside the Kafka client.
 	inflight chan struct{}
 
+	// kc is the consenter's Kafka client, shared with its other chains.
+	kc *kafkaClient
+
 	// maxRecordBytes is the largest record the topic takes (its
 	// max.message.bytes, as configured or as found).
 	maxRecordBytes atomic.Int64
 
 	st     atomic.Pointer[state]
 	config atomic.Pointer[configBox]
-	client atomic.Pointer[kgo.Client]
 	stMu   sync.Mutex // serialises state changes
 
 	ctx     context.Context
@@ -98,8 +99,10 @@ type configBox struct{ ChannelConfig }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func newChain(channel string, cfg *settings, l Ledger, core *Core, m *metrics, creator []byte) *Chain {
+func newChain(channel string, cfg *settings, kc *kafkaClient, l Ledger, core *Core, m *metrics, creator []byte) *Chain {
 	ch := &Chain{
+		kc:       kc,
+		health:   health{brokers: &kc.health},
 		channel:  channel,
 		topic:    channel,
 		cfg:      cfg,

@@ -20,10 +20,12 @@ var ErrClosed = errors.New("consensus: consenter closed")
 type Consenter struct {
 	cfg     settings
 	creator []byte
+	kc      *kafkaClient
 
-	mu     sync.Mutex
-	chains map[string]*Chain
-	closed bool
+	mu        sync.Mutex
+	chains    map[string]*Chain
+	closed    bool
+	closeOnce sync.Once
 }
 
 // NewConsenter returns a Consenter configured by opts. WithSeedBrokers is
@@ -44,6 +46,11 @@ func NewConsenter(opts ...Option) (*Consenter, error) {
 		}
 		c.creator = id
 	}
+	kc, err := newKafkaClient(&c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.kc = kc
 	return c, nil
 }
 
@@ -76,7 +83,7 @@ func (c *Consenter) NewChain(channel string, l Ledger, genesis *cb.Block) (*Chai
 	if err != nil {
 		return nil, fmt.Errorf("consensus: metrics: %w", err)
 	}
-	ch := newChain(channel, &c.cfg, l, core, m, c.creator)
+	ch := newChain(channel, &c.cfg, c.kc, l, core, m, c.creator)
 	c.chains[channel] = ch
 	return ch, nil
 }
@@ -148,4 +155,5 @@ func (c *Consenter) Close() {
 		go func() { defer wg.Done(); ch.Halt() }()
 	}
 	wg.Wait()
+	c.closeOnce.Do(c.kc.close)
 }

@@ -9,95 +9,90 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// health tracks whether a chain can consume, from two sources: franz-go's
-// broker hooks (every round trip, and failed connections), and the
-// partition errors PollFetches returns. A fetch round trip that succeeds
-// proves the brokers answer, even when no record arrives; a partition error
-// is cleared only by a record.
-type health struct {
-	mu              sync.Mutex
-	connFailedSince time.Time // first failed round trip since the last good fetch
-	partFailedSince time.Time // first partition error since the last record
-	goodFetch       time.Time // when the last successful fetch was written
+// brokerHealth tracks, from franz-go's broker hooks on the shared client,
+// whether the brokers answer: every failed round trip or connection counts,
+// and a fetch written after the failures began and answered clears them.
+type brokerHealth struct {
+	mu          sync.Mutex
+	failedSince time.Time // first failure since the last good fetch
 }
 
 var (
-	_ kgo.HookBrokerE2E     = (*health)(nil)
-	_ kgo.HookBrokerConnect = (*health)(nil)
+	_ kgo.HookBrokerE2E     = (*brokerHealth)(nil)
+	_ kgo.HookBrokerConnect = (*brokerHealth)(nil)
 )
 
 // OnBrokerE2E records the outcome of a round trip: any failure counts; a
 // success counts only for a fetch written after the failures began, since
 // a response to a request sent earlier says nothing about the brokers now.
-func (h *health) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+func (h *brokerHealth) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case e2e.Err() != nil:
-		if h.connFailedSince.IsZero() {
-			h.connFailedSince = now
+		if h.failedSince.IsZero() {
+			h.failedSince = now
 		}
 	case key == int16(kmsg.Fetch):
-		written := now.Add(-e2e.DurationE2E())
-		if written.After(h.connFailedSince) {
-			h.connFailedSince = time.Time{}
-		}
-		if written.After(h.goodFetch) {
-			h.goodFetch = written
+		if now.Add(-e2e.DurationE2E()).After(h.failedSince) {
+			h.failedSince = time.Time{}
 		}
 	}
 }
 
 // OnBrokerConnect records failed connections.
-func (h *health) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+func (h *brokerHealth) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err == nil {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.connFailedSince.IsZero() {
-		h.connFailedSince = time.Now()
+	if h.failedSince.IsZero() {
+		h.failedSince = time.Now()
 	}
 }
 
-// reset forgets past failures: consumption starts anew.
-func (h *health) reset() {
+// failing returns since when the brokers have been failing, or the zero
+// time.
+func (h *brokerHealth) failing() time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.connFailedSince, h.partFailedSince = time.Time{}, time.Time{}
+	return h.failedSince
+}
+
+// health is one chain's view of whether it can consume: the brokers'
+// health, counted only from when the chain last started consuming, and the
+// errors of its own partition, which only a record clears. It is owned by
+// the chain's loop.
+type health struct {
+	brokers         *brokerHealth
+	consumingSince  time.Time
+	partFailedSince time.Time
+}
+
+// reset starts counting anew: the chain (re)starts consuming.
+func (h *health) reset() {
+	h.consumingSince, h.partFailedSince = time.Now(), time.Time{}
 }
 
 func (h *health) partitionFailed() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.partFailedSince.IsZero() {
 		h.partFailedSince = time.Now()
 	}
 }
 
-func (h *health) recordConsumed() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.partFailedSince = time.Time{}
-}
-
-// fetchedSince reports whether a fetch written after t succeeded.
-func (h *health) fetchedSince(t time.Time) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.goodFetch.After(t)
-}
+func (h *health) recordConsumed() { h.partFailedSince = time.Time{} }
 
 // failingSince returns since when consumption has been failing, or the
-// zero time when it works, and whether a partition error is among the
-// causes.
-func (h *health) failingSince() (since time.Time, partition bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	since = h.connFailedSince
+// zero time when it works.
+func (h *health) failingSince() time.Time {
+	since := h.brokers.failing()
+	if !since.IsZero() && since.Before(h.consumingSince) {
+		since = h.consumingSince
+	}
 	if p := h.partFailedSince; !p.IsZero() && (since.IsZero() || p.Before(since)) {
 		since = p
 	}
-	return since, !h.partFailedSince.IsZero()
+	return since
 }

@@ -49,7 +49,7 @@ func (ch *Chain) admit(ctx context.Context, env *cb.Envelope, seq uint64) (*kgo.
 	if seq > cfg.Sequence() {
 		return nil, fmt.Errorf("%w: envelope validated at sequence %d, channel %s is at %d", ErrStaleConfig, seq, ch.channel, cfg.Sequence())
 	}
-	return ch.client.Load(), nil
+	return ch.kc.cl, nil
 }
 
 // Order produces a normal envelope that was validated against config

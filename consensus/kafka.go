@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // This file is the chain's Kafka IO outside the steady loop: set-up (client,
@@ -19,10 +18,9 @@ import (
 // kafkaTimeout bounds each request of set-up and of a log check.
 const kafkaTimeout = 10 * time.Second
 
-// setUp creates the client and the topic, retrying each step as the retry
-// policy says.
+// setUp makes sure the topic exists, retrying as the retry policy says.
 func (ch *Chain) setUp() error {
-	return ch.retry(step{"create client", ch.newClient}, step{"ensure topic", ch.ensureTopic})
+	return ch.retry(step{"ensure topic", ch.ensureTopic})
 }
 
 // step is one step of retry.
@@ -69,44 +67,10 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 
-func (ch *Chain) newClient() error {
-	if ch.client.Load() != nil {
-		return nil
-	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(ch.cfg.seeds...),
-		kgo.ClientID(ch.cfg.clientID),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(ch.cfg.linger),
-		kgo.ProducerBatchMaxBytes(ch.cfg.topic.MaxMessageBytes),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchMaxWait(250 * time.Millisecond),
-		kgo.WithHooks(&ch.health),
-		// Room for every admitted envelope plus the chain's own messages,
-		// so that Produce never blocks (see inflight).
-		kgo.MaxBufferedRecords(ch.cfg.maxInFlight + 1024),
-		kgo.WithLogger(kslog.New(ch.log.With("component", "kgo"))),
-	}
-	if ch.cfg.tls != nil {
-		opts = append(opts, kgo.DialTLSConfig(ch.cfg.tls))
-	}
-	if len(ch.cfg.sasl) > 0 {
-		opts = append(opts, kgo.SASL(ch.cfg.sasl...))
-	}
-	opts = append(opts, ch.cfg.kgoOpts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return &permanentError{fmt.Errorf("kafka client options: %w", err)}
-	}
-	ch.client.Store(cl)
-	return nil
-}
-
 func (ch *Chain) ensureTopic() error {
 	ctx, cancel := context.WithTimeout(ch.ctx, kafkaTimeout)
 	defer cancel()
-	created, err := EnsureTopic(ctx, kadm.NewClient(ch.client.Load()), ch.topic, ch.cfg.topic)
+	created, err := EnsureTopic(ctx, kadm.NewClient(ch.kc.cl), ch.topic, ch.cfg.topic)
 	var unsafe *UnsafeTopicError
 	if errors.As(err, &unsafe) {
 		if n := unsafe.maxMessageBytes(); n > 0 && n < ch.maxRecordBytes.Load() {
@@ -132,7 +96,7 @@ func (ch *Chain) postConnect() error {
 	ctx, cancel := context.WithTimeout(ch.ctx, kafkaTimeout)
 	defer cancel()
 	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: connectMessage}
-	return ch.client.Load().ProduceSync(ctx, rec).FirstErr()
+	return ch.kc.cl.ProduceSync(ctx, rec).FirstErr()
 }
 
 // errNoPartition reports a topic whose partition 0 has no leader now.

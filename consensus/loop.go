@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,11 +36,7 @@ const probeInterval = 500 * time.Millisecond
 // run is the chain's loop.
 func (ch *Chain) run() {
 	defer close(ch.done)
-	defer func() {
-		if cl := ch.client.Load(); cl != nil {
-			cl.Close()
-		}
-	}()
+	defer ch.kc.stop(ch.topic)
 	if err := ch.setUp(); err != nil {
 		ch.fatal(fmt.Errorf("kafka set-up: %w", err))
 		return
@@ -49,23 +44,13 @@ func (ch *Chain) run() {
 	if err := ch.checkFits(ch.core.Config()); err != nil {
 		ch.log.Warn("envelopes the configuration allows will not fit in the topic", "err", err)
 	}
-	cl := ch.client.Load()
-	if err := ch.retry(step{"check the log", func() error { return ch.trustLog(cl) }}, step{"post connect", ch.postConnect}); err != nil {
+	if err := ch.retry(step{"check the log", ch.trustLog}, step{"post connect", ch.postConnect}); err != nil {
 		ch.fatal(err)
 		return
 	}
-	ch.consumeFrom(cl)
+	ch.consumeFrom()
 	ch.setState(func(s *state) { s.status, s.resubmitting = statusReady, ch.core.Resubmitting() })
 	ch.log.Info("chain ready", "height", ch.core.Height(), "next_offset", ch.core.Position())
-
-	fetches := make(chan kgo.Fetches)
-	var pollers sync.WaitGroup
-	pollers.Add(1)
-	go func() {
-		defer pollers.Done()
-		ch.poll(cl, fetches)
-	}()
-	defer pollers.Wait()
 
 	batch := time.NewTimer(time.Hour)
 	batch.Stop()
@@ -77,10 +62,13 @@ func (ch *Chain) run() {
 		select {
 		case <-ch.ctx.Done():
 			return
-		case fs := <-fetches:
-			ch.fetched(fs, batch)
+		case d := <-ch.in.c:
+			ch.delivered(d, batch)
+			for _, p := range ch.in.takeParked(ch.kc.cl, ch.topic) {
+				ch.delivered(p, batch)
+			}
 		case <-check.C:
-			ch.checkHealth(cl)
+			ch.checkHealth()
 		case <-batch.C:
 			ch.apply(ch.core.TimerFired(), batch)
 		}
@@ -100,26 +88,21 @@ func (ch *Chain) fatal(err error) {
 	ch.halt(err)
 }
 
-// consumeFrom starts consuming the partition at the core's position.
-func (ch *Chain) consumeFrom(cl *kgo.Client) {
+// consumeFrom (re)starts consuming the partition at the core's position,
+// into a fresh inbox: what the previous consumption fetched and the loop
+// has not handled yet is dropped, and fetched again.
+func (ch *Chain) consumeFrom() {
 	ch.health.reset()
-	ch.consuming = true
-	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{ch.topic: {0: kgo.NewOffset().At(ch.core.Position())}})
-}
-
-// stopConsuming stops fetching the partition until the log is checked
-// again.
-func (ch *Chain) stopConsuming(cl *kgo.Client) {
-	ch.consuming = false
-	cl.RemoveConsumePartitions(map[string][]int32{ch.topic: {0}})
+	ch.in = newInbox()
+	ch.kc.consume(ch.topic, ch.in, ch.core.Position())
 }
 
 // trustLog reads the log and lets the core check it against the ledger.
 // Missing records are caught up from the block sources; any other verdict
 // is permanent. An error reading the log is returned as is, to be retried.
-func (ch *Chain) trustLog(cl *kgo.Client) error {
+func (ch *Chain) trustLog() error {
 	for {
-		v, err := readLog(ch.ctx, cl, ch.topic, ch.core.FingerprintOffset())
+		v, err := readLog(ch.ctx, ch.kc.cl, ch.topic, ch.core.FingerprintOffset())
 		if err != nil {
 			return err
 		}
@@ -141,35 +124,30 @@ func (ch *Chain) trustLog(cl *kgo.Client) error {
 	}
 }
 
-// fetched handles what one poll returned.
-func (ch *Chain) fetched(fs kgo.Fetches, batch *time.Timer) {
-	for _, t := range fs {
-		for _, ft := range t.Topics {
-			if id := ch.core.TopicID(); id != nil && ft.TopicID != ([16]byte{}) && !bytes.Equal(ft.TopicID[:], id) {
-				// A record from another topic of the same name: consume
-				// nothing more before checking the log.
-				ch.errored(fmt.Errorf("fetch from topic ID %s", hexID(ft.TopicID[:])))
-				return
-			}
-		}
+// delivered handles one delivery of the chain's partition.
+func (ch *Chain) delivered(d delivery, batch *time.Timer) {
+	if id := ch.core.TopicID(); id != nil && d.topicID != ([16]byte{}) && !bytes.Equal(d.topicID[:], id) {
+		// Records of another topic of the same name: consume nothing
+		// more before checking the log.
+		ch.errored(fmt.Errorf("fetch from topic ID %s", hexID(d.topicID[:])))
+		return
 	}
-	fs.EachError(func(_ string, p int32, err error) {
+	if err := d.part.Err; err != nil {
 		ch.health.partitionFailed()
-		ch.quiet.Log(logWarn, "fetch", "cannot consume", "partition", p, "next", ch.core.Position(), "err", err)
+		ch.quiet.Log(logWarn, "fetch", "cannot consume", "next", ch.core.Position(), "err", err)
 		if errors.Is(err, kerr.OffsetOutOfRange) || errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.UnknownTopicOrPartition) {
 			// The log changed under the consumer: check it now.
 			ch.errored(err)
 		}
-	})
-	if !ch.consuming {
 		return
 	}
-	fs.EachRecord(func(r *kgo.Record) {
-		if ch.ctx.Err() == nil && ch.consuming {
-			ch.consume(r, batch)
+	for _, r := range d.part.Records {
+		if ch.ctx.Err() != nil {
+			return
 		}
-	})
-	if fs.NumRecords() > 0 {
+		ch.consume(r, batch)
+	}
+	if len(d.part.Records) > 0 {
 		ch.health.recordConsumed()
 	}
 }
@@ -178,35 +156,34 @@ func (ch *Chain) fetched(fs kgo.Fetches, batch *time.Timer) {
 // consumption has failed for the error timeout; then, every probe
 // interval, it reads the log and checks it, and consumes again once it
 // can be trusted.
-func (ch *Chain) checkHealth(cl *kgo.Client) {
+func (ch *Chain) checkHealth() {
 	if ch.st.Load().status == statusErrored {
 		if time.Since(ch.probedAt) >= probeInterval {
 			ch.probedAt = time.Now()
-			ch.probe(cl)
+			ch.probe()
 		}
 		return
 	}
-	since, _ := ch.health.failingSince()
-	if !since.IsZero() && time.Since(since) >= ch.cfg.errorTimeout {
+	if since := ch.health.failingSince(); !since.IsZero() && time.Since(since) >= ch.cfg.errorTimeout {
 		ch.errored(fmt.Errorf("consumption failing since %v", since.Round(time.Millisecond)))
 	}
 }
 
-// errored stops consuming and marks the chain errored, with cause.
+// errored stops fetching and marks the chain errored, with cause.
 func (ch *Chain) errored(cause error) {
 	if ch.st.Load().status == statusErrored {
 		return
 	}
-	ch.stopConsuming(ch.client.Load())
+	ch.kc.pause(ch.topic)
 	ch.probedAt = time.Time{}
 	ch.log.Warn("cannot consume from kafka, chain errored", "err", cause)
 	ch.setState(func(s *state) { s.status, s.cause = statusErrored, cause })
 }
 
 // probe reads the log of an errored chain; once it can be read and
-// trusted, the chain consumes again.
-func (ch *Chain) probe(cl *kgo.Client) {
-	err := ch.trustLog(cl)
+// trusted, the chain consumes again from its position.
+func (ch *Chain) probe() {
+	err := ch.trustLog()
 	var perm *permanentError
 	switch {
 	case errors.As(err, &perm):
@@ -217,23 +194,9 @@ func (ch *Chain) probe(cl *kgo.Client) {
 	default:
 		ch.quiet.Reset("probe")
 		ch.quiet.Reset("fetch")
-		ch.consumeFrom(cl)
+		ch.consumeFrom()
 		ch.log.Info("consuming again", "next_offset", ch.core.Position())
 		ch.setState(func(s *state) { s.status, s.cause = statusReady, nil })
-	}
-}
-
-func (ch *Chain) poll(cl *kgo.Client, out chan<- kgo.Fetches) {
-	for {
-		fs := cl.PollFetches(ch.ctx)
-		if fs.IsClientClosed() || ch.ctx.Err() != nil {
-			return
-		}
-		select {
-		case out <- fs:
-		case <-ch.ctx.Done():
-			return
-		}
 	}
 }
 
@@ -272,7 +235,7 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 	if r.Pending > 0 && ch.batchStart.IsZero() {
 		ch.batchStart = now
 	}
-	cl := ch.client.Load()
+	cl := ch.kc.cl
 	for _, m := range r.Produce {
 		rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeMessage(m)}
 		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {

@@ -121,6 +121,36 @@ func TestBroadcastStatuses(t *testing.T) {
 		require.Equal(t, tc.want, r.GetStatus(), "%s: %s", tc.name, r.GetInfo())
 	}
 
+	// One stream mixing valid and refused envelopes is answered in order.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	stream, err := cl.Broadcast(ctx)
+	require.NoError(t, err)
+	const n = 60
+	go func() {
+		for i := range n {
+			var env *cb.Envelope
+			switch i % 3 {
+			case 0:
+				env = tx(user, testChannel, []byte("mixed"))
+			case 1:
+				env = tx(user, "nochannel", nil)
+			default:
+				env = tx(outsider, testChannel, nil)
+			}
+			if stream.Send(env) != nil {
+				return
+			}
+		}
+		stream.CloseSend()
+	}()
+	for i := range n {
+		want := []cb.Status{cb.Status_SUCCESS, cb.Status_NOT_FOUND, cb.Status_FORBIDDEN}[i%3]
+		r, err := stream.Recv()
+		require.NoError(t, err, "answer %d", i)
+		require.Equal(t, want, r.GetStatus(), "answer %d: %s", i, r.GetInfo())
+	}
+
 	// A config update signed by the admin is ordered and takes effect: the
 	// new limit (absolute max 32 KiB) applies.
 	r := broadcastOne(t, cl, configUpdate(t, c, 1, c.Admin()))

@@ -65,6 +65,19 @@ func (f *fakeChain) OrderAsync(ctx context.Context, env *cb.Envelope, seq uint64
 	f.promises <- p
 }
 
+// nextPromise returns the promise of the next envelope ordered, failing
+// the test after a while.
+func (f *fakeChain) nextPromise(t *testing.T) consensus.Promise {
+	t.Helper()
+	select {
+	case p := <-f.promises:
+		return p
+	case <-time.After(10 * time.Second):
+		t.Fatal("no envelope ordered")
+		return nil
+	}
+}
+
 func (f *fakeChain) ConfigureAsync(ctx context.Context, env *cb.Envelope, seq uint64, p consensus.Promise) {
 	f.OrderAsync(ctx, env, seq, p)
 }
@@ -267,7 +280,7 @@ func TestBroadcastPipelinesAndAnswersInOrder(t *testing.T) {
 	// than the window.
 	var held []consensus.Promise
 	for len(held) < window {
-		held = append(held, <-ch.promises)
+		held = append(held, ch.nextPromise(t))
 	}
 	time.Sleep(50 * time.Millisecond)
 	require.Equal(t, window, len(held)+len(ch.promises))
@@ -294,7 +307,7 @@ func TestBroadcastPipelinesAndAnswersInOrder(t *testing.T) {
 		}
 		held = held[:0]
 		for len(held) < min(window, n-answered) {
-			held = append(held, <-ch.promises)
+			held = append(held, ch.nextPromise(t))
 		}
 	}
 	require.NoError(t, stream.CloseSend())

@@ -1,7 +1,6 @@
 package fabricconfig_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/fabricconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
@@ -116,17 +115,13 @@ func configEnvelope(t testing.TB, blk *cb.Block) *cb.ConfigEnvelope {
 	return ce
 }
 
-// status maps an error to the Broadcast status as the orderer example's
-// mapper (examples/orderer statusOf) does for validation errors.
+// status maps an error to the Broadcast status the AtomicBroadcast service
+// answers (atomicbroadcast.StatusOf), SUCCESS for nil.
 func status(err error) cb.Status {
-	switch {
-	case err == nil:
+	if err == nil {
 		return cb.Status_SUCCESS
-	case errors.Is(err, channelconfig.ErrForbidden), errors.Is(err, channelconfig.ErrBadSignature):
-		return cb.Status_FORBIDDEN
-	default:
-		return cb.Status_BAD_REQUEST
 	}
+	return atomicbroadcast.StatusOf(err)
 }
 
 func mustHeaders(t testing.TB, env *cb.Envelope) *protoutil.Headers {

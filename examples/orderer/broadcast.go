@@ -11,6 +11,7 @@ import (
 
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 func runBroadcast(ctx context.Context, args []string, out io.Writer) error {
@@ -34,7 +35,7 @@ func runBroadcast(ctx context.Context, args []string, out io.Writer) error {
 	res, err := broadcast(ctx, ab.NewAtomicBroadcastClient(conn), count, func(int) (*cb.Envelope, error) {
 		data := make([]byte, size)
 		rand.Read(data)
-		return newEnvelope(signer, c.channel, cb.HeaderType_ENDORSER_TRANSACTION, data)
+		return protoutil.NewSignedEnvelope(cb.HeaderType_ENDORSER_TRANSACTION, c.channel, data, signer)
 	})
 	res.print(out)
 	return err

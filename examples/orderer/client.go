@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,60 +12,48 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 )
 
 // clientFlags are the flags the broadcast and deliver commands share.
 type clientFlags struct {
-	orderer     string
-	channel     string
-	signerDir   string
-	signerMSPID string
-	tlsCA       string
-	serverName  string
+	orderer string
+	channel string
+	signer  signerFlags
+	tls     clientTLSFlags
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.orderer, "orderer", "127.0.0.1:7050", "`address` of the orderer")
 	fs.StringVar(&c.channel, "channel", "", "channel ID")
-	fs.StringVar(&c.signerDir, "signer", "", "MSP `folder` of the signing identity")
-	fs.StringVar(&c.signerMSPID, "signer-mspid", "", "MSP ID of the signing identity")
-	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM `file` of the CA of the orderer's TLS certificate (enables TLS)")
-	fs.StringVar(&c.serverName, "tls-server-name", "", "host name expected in the orderer's TLS certificate (default: from --orderer)")
+	c.signer.register(fs, "the signing identity")
+	c.tls.register(fs, "", "the orderer's", "--orderer")
 }
 
 func (c *clientFlags) check() error {
-	if c.channel == "" || c.signerDir == "" || c.signerMSPID == "" {
-		return fmt.Errorf("--channel, --signer and --signer-mspid are required")
+	if c.channel == "" || c.signer.check(true) != nil {
+		return errors.New("--channel, --signer and --signer-mspid are required")
 	}
 	return nil
-}
-
-func (c *clientFlags) signer() (msp.SigningIdentity, error) {
-	return msp.LoadSigningIdentity(c.signerDir, c.signerMSPID)
 }
 
 // connect loads the signing identity and connects to the orderer. The
 // caller closes the connection.
 func (c *clientFlags) connect() (msp.SigningIdentity, *grpc.ClientConn, error) {
-	signer, err := c.signer()
+	signer, err := c.signer.load()
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := c.dial()
+	creds, err := c.tls.credentials()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	conn, err := dialOrderer(c.orderer, creds)
 	if err != nil {
 		return nil, nil, err
 	}
 	return signer, conn, nil
-}
-
-// dial connects to the orderer, over TLS when --tls-ca is set.
-func (c *clientFlags) dial() (*grpc.ClientConn, error) {
-	creds, err := clientCredentials(c.tlsCA, c.serverName)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-ca: %w", err)
-	}
-	return dialOrderer(c.orderer, creds)
 }
 
 // clientCredentials returns the transport credentials of a client of
@@ -90,5 +79,5 @@ func clientCredentials(caFile, serverName string) (credentials.TransportCredenti
 // sizes.
 func dialOrderer(addr string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(atomicbroadcast.MaxMessageBytes), grpc.MaxCallSendMsgSize(atomicbroadcast.MaxMessageBytes)))
 }

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
 
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
@@ -48,11 +48,11 @@ func runDeliver(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	env, err := seekEnvelope(signer, c.channel, info)
+	env, err := atomicbroadcast.NewSeekEnvelope(signer, c.channel, info)
 	if err != nil {
 		return err
 	}
-	st, err := deliver(ctx, ab.NewAtomicBroadcastClient(conn), env, func(b *cb.Block) error {
+	st, err := atomicbroadcast.ReadBlocks(ctx, ab.NewAtomicBroadcastClient(conn), env, func(b *cb.Block) error {
 		fmt.Fprintf(out, "block %d: %d transactions, header hash %x\n",
 			b.GetHeader().GetNumber(), len(b.GetData().GetData()), protoutil.HeaderHash(b.GetHeader()))
 		return nil
@@ -84,36 +84,15 @@ func parseSeekPosition(s string) (*ab.SeekPosition, error) {
 	return seekSpecified(n), nil
 }
 
-// deliver sends one seek request and hands each block to onBlock until the
-// final status, which it returns.
-func deliver(ctx context.Context, client ab.AtomicBroadcastClient, env *cb.Envelope, onBlock func(*cb.Block) error) (cb.Status, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := client.Deliver(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := stream.Send(env); err != nil {
-		return 0, err
-	}
-	if err := stream.CloseSend(); err != nil {
-		return 0, err
-	}
-	for {
-		r, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return 0, errors.New("stream ended without a status")
-		}
-		if err != nil {
-			return 0, err
-		}
-		switch t := r.GetType().(type) {
-		case *ab.DeliverResponse_Block:
-			if err := onBlock(t.Block); err != nil {
-				return 0, err
-			}
-		case *ab.DeliverResponse_Status:
-			return t.Status, nil
-		}
-	}
+// Seek positions.
+func seekOldest() *ab.SeekPosition {
+	return &ab.SeekPosition{Type: &ab.SeekPosition_Oldest{Oldest: &ab.SeekOldest{}}}
+}
+
+func seekNewest() *ab.SeekPosition {
+	return &ab.SeekPosition{Type: &ab.SeekPosition_Newest{Newest: &ab.SeekNewest{}}}
+}
+
+func seekSpecified(n uint64) *ab.SeekPosition {
+	return &ab.SeekPosition{Type: &ab.SeekPosition_Specified{Specified: &ab.SeekSpecified{Number: n}}}
 }

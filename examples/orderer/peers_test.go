@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -18,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
@@ -47,7 +46,7 @@ func (nw *network) channelHealth(i int) (int, string) {
 // given error response.
 func seekWith(t *testing.T, signer msp.SigningIdentity, start, stop *ab.SeekPosition, behavior ab.SeekInfo_SeekBehavior, er ab.SeekInfo_SeekErrorResponse) *cb.Envelope {
 	t.Helper()
-	env, err := seekEnvelope(signer, testChannel, &ab.SeekInfo{Start: start, Stop: stop, Behavior: behavior, ErrorResponse: er})
+	env, err := atomicbroadcast.NewSeekEnvelope(signer, testChannel, &ab.SeekInfo{Start: start, Stop: stop, Behavior: behavior, ErrorResponse: er})
 	require.NoError(t, err)
 	return env
 }
@@ -225,9 +224,9 @@ func testPeersCatchUp(t *testing.T, useTLS, firstDown bool) {
 		}
 		if useTLS {
 			dir := filepath.Join(nw.dir, "crypto", "orderer", "orderers", fmt.Sprintf("orderer%d", i), "tls")
-			c.tlsCert, c.tlsKey = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-			c.peerTLSCA = filepath.Join(dir, "ca.crt")
-			creds, err := clientCredentials(c.peerTLSCA, "")
+			c.tls = serverTLSFlags{cert: filepath.Join(dir, "server.crt"), key: filepath.Join(dir, "server.key")}
+			c.peerTLS.caFile = filepath.Join(dir, "ca.crt")
+			creds, err := c.peerTLS.credentials()
 			require.NoError(t, err)
 			nw.creds = creds
 		}
@@ -304,94 +303,19 @@ type anySigner struct{ msp.SigningIdentity }
 func (anySigner) Serialize() ([]byte, error)      { return []byte("reader"), nil }
 func (anySigner) Sign(msg []byte) ([]byte, error) { return []byte("signature"), nil }
 
-// TestPeerSource checks PeerSource against a server whose chain is errored
-// (its requests are BEST_EFFORT), a peer behind the number asked for, a
-// failing callback, and peers that are unknown, down or silent.
-func TestPeerSource(t *testing.T) {
-	l := ledger.NewMemory()
-	appendBlocks(t, l, 3)
-	errored := make(chan struct{})
-	close(errored)
-	addr := listenChannels(t, 0, map[string]Channel{"ch": {Chain: &fakeChain{ChannelConfig: readableConfig{}, errored: errored}, Ledger: l}})
-	src := NewPeerSource(addr, insecure.NewCredentials(), anySigner{}, 2*time.Second)
-	require.Equal(t, "peer "+addr, src.String())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	pull := func(src *PeerSource, channel string, from uint64) ([]uint64, error) {
-		var got []uint64
-		err := src.Blocks(ctx, channel, from, func(b *cb.Block) error {
-			got = append(got, b.GetHeader().GetNumber())
-			return nil
-		})
-		return got, err
-	}
-
-	got, err := pull(src, "ch", 1)
-	require.NoError(t, err)
-	require.Equal(t, []uint64{1, 2}, got)
-	for _, from := range []uint64{3, 10} {
-		got, err = pull(src, "ch", from)
-		require.NoError(t, err, "from %d", from)
-		require.Empty(t, got, "from %d", from)
-	}
-
-	stop := errors.New("stop")
-	calls := 0
-	err = src.Blocks(ctx, "ch", 0, func(*cb.Block) error { calls++; return stop })
-	require.Equal(t, stop, err)
-	require.Equal(t, 1, calls)
-
-	_, err = pull(src, "nochannel", 1)
-	require.ErrorContains(t, err, "NOT_FOUND")
-
-	canceled, cancelNow := context.WithCancel(ctx)
-	cancelNow()
-	err = src.Blocks(canceled, "ch", 1, func(*cb.Block) error { return nil })
-	require.ErrorIs(t, err, context.Canceled)
-
-	used := make(map[int]bool)
-	down := fmt.Sprintf("127.0.0.1:%d", freePort(t, used))
-	_, err = pull(NewPeerSource(down, insecure.NewCredentials(), anySigner{}, 2*time.Second), "ch", 1)
-	require.ErrorContains(t, err, "peer "+down)
-
-	// A peer that accepts connections and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	accepted := make(chan []net.Conn, 1)
-	go func() {
-		var conns []net.Conn
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				accepted <- conns
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for _, c := range <-accepted {
-			c.Close()
-		}
-	})
-	start := time.Now()
-	_, err = pull(NewPeerSource(ln.Addr().String(), insecure.NewCredentials(), anySigner{}, 200*time.Millisecond), "ch", 1)
-	require.ErrorContains(t, err, "no answer within 200ms")
-	require.Less(t, time.Since(start), 5*time.Second)
-}
-
 // TestPeerSourcesFlags checks the flags --peers goes with.
 func TestPeerSourcesFlags(t *testing.T) {
 	_, err := peerSources(nodeConfig{peers: []string{"127.0.0.1:7051"}}, nil)
 	require.ErrorContains(t, err, "--peers needs --signer")
-	_, err = peerSources(nodeConfig{peerTLSCA: "ca.pem"}, anySigner{})
+	_, err = peerSources(nodeConfig{peerTLS: clientTLSFlags{caFile: "ca.pem"}}, anySigner{})
 	require.ErrorContains(t, err, "--peer-tls-ca needs --peers")
-	_, err = peerSources(nodeConfig{peers: []string{"127.0.0.1:7051"}, peerTLSCA: filepath.Join(t.TempDir(), "none.pem")}, anySigner{})
+	_, err = peerSources(nodeConfig{peers: []string{"127.0.0.1:7051"}, peerTLS: clientTLSFlags{caFile: filepath.Join(t.TempDir(), "none.pem")}}, anySigner{})
 	require.ErrorContains(t, err, "--peer-tls-ca")
+	_, err = peerSources(nodeConfig{peers: []string{"127.0.0.1:7051"}, peerTimeout: -time.Second}, anySigner{})
+	require.ErrorContains(t, err, "peer timeout -1s: must be positive")
 	srcs, err := peerSources(nodeConfig{peers: []string{"127.0.0.1:7051", "127.0.0.1:7052"}}, anySigner{})
 	require.NoError(t, err)
 	require.Len(t, srcs, 2)
+	require.IsType(t, &atomicbroadcast.PeerSource{}, srcs[1])
 	require.Equal(t, "peer 127.0.0.1:7052", srcs[1].(fmt.Stringer).String())
-	require.Equal(t, DefaultPeerTimeout, srcs[1].(*PeerSource).timeout)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"github.com/twmb/franz-go/plugin/kslog"
 	"go.opentelemetry.io/otel"
@@ -31,9 +26,9 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
@@ -42,27 +37,16 @@ import (
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 )
 
-// maxMessageBytes is the largest gRPC message the node sends or receives,
-// as Fabric's orderer (100 MiB).
-const maxMessageBytes = 100 << 20
-
-// nodeConfig is what the start subcommand runs.
+// nodeConfig is what the start subcommand runs. A zero window or peer
+// timeout means the atomicbroadcast package's default.
 type nodeConfig struct {
 	listen          string
 	brokers         []string
 	genesis         []string
 	dataDir         string
-	signerDir       string
-	signerMSPID     string
-	tlsCert         string
-	tlsKey          string
-	kafkaTLS        bool
-	kafkaTLSCA      string
-	kafkaTLSCert    string
-	kafkaTLSKey     string
-	saslUser        string
-	saslPassword    string
-	saslMechanism   string
+	signer          signerFlags
+	tls             serverTLSFlags
+	kafka           kafkaFlags
 	metricsListen   string
 	replication     int
 	minInsync       int
@@ -71,7 +55,7 @@ type nodeConfig struct {
 	syncEvery       int
 	kafkaLogLevel   slog.Level
 	peers           []string
-	peerTLSCA       string
+	peerTLS         clientTLSFlags
 	peerTimeout     time.Duration
 
 	// Set by tests and embedding programs, not by flags.
@@ -93,26 +77,18 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	fs.Var(&brokers, "brokers", "Kafka seed brokers, `host:port` (comma separated or repeated)")
 	fs.Var(&genesis, "genesis", "genesis block `file` of a channel to serve (repeatable)")
 	fs.StringVar(&c.dataDir, "data", "", "`directory` of the ledgers, one folder per channel")
-	fs.StringVar(&c.signerDir, "signer", "", "MSP `folder` of the node's signing identity (signs blocks)")
-	fs.StringVar(&c.signerMSPID, "signer-mspid", "", "MSP ID of the signing identity")
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate `file` of the gRPC server (enables TLS, with --tls-key)")
-	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM key `file` of the gRPC server")
-	fs.BoolVar(&c.kafkaTLS, "kafka-tls", false, "connect to Kafka over TLS (implied by the other --kafka-tls flags)")
-	fs.StringVar(&c.kafkaTLSCA, "kafka-tls-ca", "", "PEM `file` of the CAs that sign the brokers' certificates (default: the system's)")
-	fs.StringVar(&c.kafkaTLSCert, "kafka-tls-cert", "", "PEM client certificate `file` for Kafka mutual TLS")
-	fs.StringVar(&c.kafkaTLSKey, "kafka-tls-key", "", "PEM client key `file` for Kafka mutual TLS")
-	fs.StringVar(&c.saslUser, "kafka-sasl-user", "", "SASL user for Kafka")
-	fs.StringVar(&c.saslPassword, "kafka-sasl-password", "", "SASL password for Kafka")
-	fs.StringVar(&c.saslMechanism, "kafka-sasl-mechanism", "PLAIN", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	c.signer.register(fs, "the node's signing identity (signs blocks)")
+	c.tls.register(fs)
+	c.kafka.register(fs)
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "HTTP `address` of /metrics (Prometheus) and /healthz (default: off)")
 	fs.IntVar(&c.replication, "replication-factor", 3, "replication factor of the channel topics the node creates")
 	fs.IntVar(&c.minInsync, "min-insync-replicas", 2, "min.insync.replicas of the channel topics the node creates")
-	fs.IntVar(&c.window, "window", DefaultWindow, "envelopes of one Broadcast stream that may await Kafka at once")
+	fs.IntVar(&c.window, "window", atomicbroadcast.DefaultWindow, "envelopes of one Broadcast stream that may await Kafka at once")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for open streams")
 	fs.IntVar(&c.syncEvery, "sync-every", 1, "fsync the ledger every N blocks (0: leave it to the operating system)")
 	fs.Var(&peers, "peers", "AtomicBroadcast `addresses` of the other orderers, host:port (comma separated or repeated): the node pulls from them the blocks whose records Kafka no longer holds (needs --signer)")
-	fs.StringVar(&c.peerTLSCA, "peer-tls-ca", "", "PEM `file` of the CAs of the other orderers' TLS server certificates (reach --peers over TLS)")
-	fs.DurationVar(&c.peerTimeout, "peer-timeout", DefaultPeerTimeout, "how long a peer may take to answer when catching up, and between two blocks")
+	c.peerTLS.register(fs, "peer-", "the other orderers'", "")
+	fs.DurationVar(&c.peerTimeout, "peer-timeout", atomicbroadcast.DefaultPeerTimeout, "how long a peer may take to answer when catching up, and between two blocks")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&kafkaLogLevel, "kafka-log-level", "warn", "log level of the Kafka client (franz-go): debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -177,11 +153,12 @@ func startNode(c nodeConfig) (_ *node, err error) {
 	if c.dataDir == "" {
 		return nil, errors.New("start: --data is required")
 	}
-	if (c.signerDir == "") != (c.signerMSPID == "") {
-		return nil, errors.New("start: --signer and --signer-mspid go together")
+	if err := c.signer.check(false); err != nil {
+		return nil, fmt.Errorf("start: %w", err)
 	}
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return nil, errors.New("start: --tls-cert and --tls-key go together")
+	serverCreds, err := c.tls.credentials()
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -210,24 +187,27 @@ func startNode(c nodeConfig) (_ *node, err error) {
 	if n.consenter, err = consensus.NewConsenter(opts...); err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	channels := make(map[string]Channel)
+	channels := make(map[string]atomicbroadcast.Channel)
 	for _, file := range c.genesis {
 		if err := n.openChannel(file, channels); err != nil {
 			return nil, err
 		}
 	}
 
-	var gopts []grpc.ServerOption
-	gopts = append(gopts, grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes))
-	if c.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("start: TLS: %w", err)
-		}
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	sopts := []atomicbroadcast.Option{atomicbroadcast.WithLogger(n.log.With("component", "server"))}
+	if c.window != 0 {
+		sopts = append(sopts, atomicbroadcast.WithWindow(c.window))
+	}
+	srv, err := atomicbroadcast.NewServer(channels, sopts...)
+	if err != nil {
+		return nil, fmt.Errorf("start: --window: %w", err)
+	}
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(atomicbroadcast.MaxMessageBytes), grpc.MaxSendMsgSize(atomicbroadcast.MaxMessageBytes)}
+	if serverCreds != nil {
+		gopts = append(gopts, grpc.Creds(serverCreds))
 	}
 	n.grpc = grpc.NewServer(gopts...)
-	ab.RegisterAtomicBroadcastServer(n.grpc, NewServer(channels, c.window, n.log.With("component", "server")))
+	ab.RegisterAtomicBroadcastServer(n.grpc, srv)
 	if n.grpcLn, err = net.Listen("tcp", c.listen); err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
@@ -276,10 +256,10 @@ func (n *node) consenterOpts() ([]consensus.Option, error) {
 		opts = append(opts, consensus.WithRetry(*c.retry))
 	}
 	var signer msp.SigningIdentity
-	if c.signerDir != "" {
-		si, err := msp.LoadSigningIdentity(c.signerDir, c.signerMSPID)
+	if c.signer.set() {
+		si, err := c.signer.load()
 		if err != nil {
-			return nil, fmt.Errorf("start: --signer: %w", err)
+			return nil, fmt.Errorf("start: %w", err)
 		}
 		signer = si
 		opts = append(opts, consensus.WithSigner(si))
@@ -293,31 +273,18 @@ func (n *node) consenterOpts() ([]consensus.Option, error) {
 	if len(sources) > 0 {
 		opts = append(opts, consensus.WithBlockSources(sources...))
 	}
-	if c.kafkaTLS || c.kafkaTLSCA != "" || c.kafkaTLSCert != "" || c.kafkaTLSKey != "" {
-		cfg, err := kafkaTLSConfig(c)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, consensus.WithTLS(cfg))
+	kafkaOpts, err := c.kafka.opts()
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
 	}
-	if c.saslUser == "" && c.saslPassword != "" {
-		return nil, errors.New("start: --kafka-sasl-password needs --kafka-sasl-user")
-	}
-	if c.saslUser != "" {
-		m, err := saslMechanism(c.saslMechanism, c.saslUser, c.saslPassword)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, consensus.WithSASL(m))
-	}
-	return opts, nil
+	return append(opts, kafkaOpts...), nil
 }
 
 // peerSources returns a block source per --peers address, whose seek
 // requests signer signs.
 func peerSources(c nodeConfig, signer msp.SigningIdentity) ([]consensus.BlockSource, error) {
 	if len(c.peers) == 0 {
-		if c.peerTLSCA != "" {
+		if c.peerTLS.caFile != "" {
 			return nil, errors.New("start: --peer-tls-ca needs --peers")
 		}
 		return nil, nil
@@ -325,59 +292,28 @@ func peerSources(c nodeConfig, signer msp.SigningIdentity) ([]consensus.BlockSou
 	if signer == nil {
 		return nil, errors.New("start: --peers needs --signer: the other orderers serve blocks to their channels' readers only")
 	}
-	creds, err := clientCredentials(c.peerTLSCA, "")
+	creds, err := c.peerTLS.credentials()
 	if err != nil {
 		return nil, fmt.Errorf("start: --peer-tls-ca: %w", err)
 	}
+	var opts []atomicbroadcast.PeerSourceOption
+	if c.peerTimeout != 0 {
+		opts = append(opts, atomicbroadcast.WithPeerTimeout(c.peerTimeout))
+	}
 	sources := make([]consensus.BlockSource, len(c.peers))
 	for i, addr := range c.peers {
-		sources[i] = NewPeerSource(addr, creds, signer, c.peerTimeout)
+		src, err := atomicbroadcast.NewPeerSource(addr, creds, signer, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("start: --peers: %w", err)
+		}
+		sources[i] = src
 	}
 	return sources, nil
 }
 
-func kafkaTLSConfig(c nodeConfig) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.kafkaTLSCA != "" {
-		pem, err := os.ReadFile(c.kafkaTLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("start: --kafka-tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("start: --kafka-tls-ca %s: no PEM certificate", c.kafkaTLSCA)
-		}
-		cfg.RootCAs = pool
-	}
-	if (c.kafkaTLSCert == "") != (c.kafkaTLSKey == "") {
-		return nil, errors.New("start: --kafka-tls-cert and --kafka-tls-key go together")
-	}
-	if c.kafkaTLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.kafkaTLSCert, c.kafkaTLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("start: Kafka client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
-
-func saslMechanism(name, user, pass string) (sasl.Mechanism, error) {
-	switch strings.ToUpper(name) {
-	case "PLAIN":
-		return plain.Auth{User: user, Pass: pass}.AsMechanism(), nil
-	case "SCRAM-SHA-256":
-		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(), nil
-	case "SCRAM-SHA-512":
-		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), nil
-	default:
-		return nil, fmt.Errorf("start: --kafka-sasl-mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", name)
-	}
-}
-
 // openChannel reads a genesis block, opens the channel's ledger and
 // creates its chain.
-func (n *node) openChannel(file string, channels map[string]Channel) error {
+func (n *node) openChannel(file string, channels map[string]atomicbroadcast.Channel) error {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("start: --genesis: %w", err)
@@ -415,7 +351,7 @@ func (n *node) openChannel(file string, channels map[string]Channel) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	n.chains[id] = ch
-	channels[id] = Channel{Chain: ch, Ledger: cl}
+	channels[id] = atomicbroadcast.Channel{Chain: ch, Ledger: cl}
 	n.log.Info("channel opened", "channel", id, "height", l.Height(), "ledger", l.Path())
 	return nil
 }

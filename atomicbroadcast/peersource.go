@@ -1,4 +1,4 @@
-package main
+package atomicbroadcast
 
 import (
 	"context"
@@ -6,21 +6,52 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
-	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
+// MaxMessageBytes is the largest gRPC message Fabric's orderer sends or
+// receives (100 MiB): a PeerSource dials with it, and a server should
+// allow it (grpc.MaxRecvMsgSize and grpc.MaxSendMsgSize), since a block
+// may be larger than gRPC's default of 4 MiB.
+const MaxMessageBytes = 100 << 20
+
 // DefaultPeerTimeout is how long a PeerSource waits for each answer of a
-// peer: the first one, and each one after a block.
+// peer, unless WithPeerTimeout says otherwise: the first one, and each one
+// after a block.
 const DefaultPeerTimeout = 10 * time.Second
+
+// PeerSourceOption configures a PeerSource.
+type PeerSourceOption func(*peerConfig)
+
+type peerConfig struct {
+	timeout time.Duration
+	dial    []grpc.DialOption
+}
+
+// WithPeerTimeout sets how long the peer may take to answer a seek
+// request, and to send the next block (default DefaultPeerTimeout; must be
+// positive).
+func WithPeerTimeout(d time.Duration) PeerSourceOption {
+	return func(c *peerConfig) { c.timeout = d }
+}
+
+// WithDialOptions adds gRPC dial options (interceptors, keepalive, a
+// custom dialer...) after the source's own: the transport credentials and
+// MaxMessageBytes as the call size limits.
+func WithDialOptions(opts ...grpc.DialOption) PeerSourceOption {
+	return func(c *peerConfig) { c.dial = append(c.dial, opts...) }
+}
 
 // PeerSource is a consensus.BlockSource that pulls a channel's blocks from
 // another ordering node through its AtomicBroadcast Deliver service, as a
-// Fabric orderer replicates blocks from its peers.
+// Fabric orderer replicates blocks from its peers. Give it to
+// consensus.WithBlockSources.
 //
 // Each call of Blocks dials the peer afresh (a peer that was down when last
 // asked gets no reconnection backoff held against it) and sends two seek
@@ -37,21 +68,44 @@ const DefaultPeerTimeout = 10 * time.Second
 // tries its next source.
 type PeerSource struct {
 	addr    string
-	creds   credentials.TransportCredentials
-	signer  msp.SigningIdentity
+	signer  protoutil.Signer
 	timeout time.Duration
+	dial    []grpc.DialOption
 }
 
 var _ consensus.BlockSource = (*PeerSource)(nil)
 
 // NewPeerSource returns a source of the blocks of the orderer serving
-// AtomicBroadcast at addr (host:port), dialled with creds, whose seek
-// requests signer signs. A timeout below or at 0 means DefaultPeerTimeout.
-func NewPeerSource(addr string, creds credentials.TransportCredentials, signer msp.SigningIdentity, timeout time.Duration) *PeerSource {
-	if timeout <= 0 {
-		timeout = DefaultPeerTimeout
+// AtomicBroadcast at addr (host:port), dialled with creds (for plaintext,
+// insecure.NewCredentials()), whose seek requests signer signs: the node's
+// identity, an msp.SigningIdentity for instance. It fails when an argument
+// is missing or an option is out of range.
+func NewPeerSource(addr string, creds credentials.TransportCredentials, signer protoutil.Signer, opts ...PeerSourceOption) (*PeerSource, error) {
+	cfg := peerConfig{timeout: DefaultPeerTimeout}
+	for _, o := range opts {
+		o(&cfg)
 	}
-	return &PeerSource{addr: addr, creds: creds, signer: signer, timeout: timeout}
+	var errs []error
+	if addr == "" {
+		errs = append(errs, errors.New("no address"))
+	}
+	if creds == nil {
+		errs = append(errs, errors.New("no transport credentials"))
+	}
+	if signer == nil {
+		errs = append(errs, errors.New("no signer: peers serve blocks to their channels' readers only"))
+	}
+	if cfg.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("peer timeout %v: must be positive", cfg.timeout))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("atomicbroadcast: peer source %s: %w", addr, errors.Join(errs...))
+	}
+	dial := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+	}
+	return &PeerSource{addr: addr, signer: signer, timeout: cfg.timeout, dial: append(dial, cfg.dial...)}, nil
 }
 
 // String names the source in logs, as "peer 10.0.0.2:7050".
@@ -62,7 +116,7 @@ func (p *PeerSource) String() string { return "peer " + p.addr }
 // sent them all (at once when the peer has no block from on). It returns
 // fn's error as is when fn fails, and ctx's error when ctx ends.
 func (p *PeerSource) Blocks(ctx context.Context, channel string, from uint64, fn func(*cb.Block) error) error {
-	conn, err := dialOrderer(p.addr, p.creds)
+	conn, err := grpc.NewClient(p.addr, p.dial...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
@@ -92,7 +146,7 @@ var errPeerSilent = errors.New("peer silent")
 // final status, which must be SUCCESS. The peer's first answer, and each
 // answer after fn returns, must come within the timeout.
 func (p *PeerSource) seek(ctx context.Context, client ab.AtomicBroadcastClient, channel string, start, stop *ab.SeekPosition, fn func(*cb.Block) error) error {
-	env, err := seekEnvelope(p.signer, channel, &ab.SeekInfo{
+	env, err := NewSeekEnvelope(p.signer, channel, &ab.SeekInfo{
 		Start:         start,
 		Stop:          stop,
 		Behavior:      ab.SeekInfo_FAIL_IF_NOT_READY,
@@ -106,7 +160,7 @@ func (p *PeerSource) seek(ctx context.Context, client ab.AtomicBroadcastClient, 
 	idle := time.AfterFunc(p.timeout, func() { cancel(errPeerSilent) })
 	defer idle.Stop()
 	var fnErr error
-	st, err := deliver(seekCtx, client, env, func(b *cb.Block) error {
+	st, err := ReadBlocks(seekCtx, client, env, func(b *cb.Block) error {
 		idle.Stop()
 		if fnErr = fn(b); fnErr != nil {
 			return fnErr
@@ -127,4 +181,12 @@ func (p *PeerSource) seek(ctx context.Context, client ab.AtomicBroadcastClient, 
 		return fmt.Errorf("%s: channel %s: deliver answered %s", p, channel, st)
 	}
 	return nil
+}
+
+func seekNewest() *ab.SeekPosition {
+	return &ab.SeekPosition{Type: &ab.SeekPosition_Newest{Newest: &ab.SeekNewest{}}}
+}
+
+func seekSpecified(n uint64) *ab.SeekPosition {
+	return &ab.SeekPosition{Type: &ab.SeekPosition_Specified{Specified: &ab.SeekSpecified{Number: n}}}
 }

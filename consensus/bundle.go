@@ -3,6 +3,7 @@ package consensus
 import (
 	"github.com/kafkaconsensus/kafkaconsensus/blockcutter"
 	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
+	"github.com/kafkaconsensus/kafkaconsensus/fabricconfig"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
 
@@ -34,8 +35,8 @@ func (b BundleConfig) ValidateConfig(env *cb.Envelope) (ChannelConfig, error) {
 	return BundleConfig{next}, nil
 }
 
-// BundleConfigParser is the default ConfigParser: it reads config blocks
-// with channelconfig.FromConfigBlock.
+// BundleConfigParser reads config blocks of this project's own format with
+// channelconfig.FromConfigBlock.
 func BundleConfigParser(opts ...channelconfig.Option) ConfigParser {
 	return func(block *cb.Block) (ChannelConfig, error) {
 		b, err := channelconfig.FromConfigBlock(block, opts...)
@@ -43,5 +44,57 @@ func BundleConfigParser(opts ...channelconfig.Option) ConfigParser {
 			return nil, err
 		}
 		return BundleConfig{b}, nil
+	}
+}
+
+// FabricConfig is the ChannelConfig of a channel configured with Fabric's
+// config tree: a fabricconfig.Bundle, which validates envelopes as
+// Fabric's orderer does (/Channel/Writers, /Channel/Readers), processes
+// CONFIG_UPDATE envelopes (ConfigUpdater) and verifies block signatures
+// with /Channel/Orderer/BlockValidation.
+type FabricConfig struct {
+	*fabricconfig.Bundle
+}
+
+var (
+	_ ChannelConfig = FabricConfig{}
+	_ BlockVerifier = FabricConfig{}
+	_ ConfigUpdater = FabricConfig{}
+)
+
+// ValidateConfig validates a CONFIG envelope and returns the configuration
+// it establishes.
+func (f FabricConfig) ValidateConfig(env *cb.Envelope) (ChannelConfig, error) {
+	next, err := f.Bundle.ValidateConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	return FabricConfig{next}, nil
+}
+
+// FabricConfigParser reads config blocks of Fabric's config tree with
+// fabricconfig.FromConfigBlock.
+func FabricConfigParser(opts ...fabricconfig.Option) ConfigParser {
+	return func(block *cb.Block) (ChannelConfig, error) {
+		b, err := fabricconfig.FromConfigBlock(block, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return FabricConfig{b}, nil
+	}
+}
+
+// DefaultConfigParser is the default ConfigParser: a config block that
+// holds Fabric's config tree (fabricconfig.IsFabricConfig: a block made by
+// Fabric's configtxgen or orderer, or by fabricconfig.GenesisBlock) is read
+// by FabricConfigParser, any other by BundleConfigParser. The genesis
+// block's content thus says which format a channel uses.
+func DefaultConfigParser() ConfigParser {
+	fabric, own := FabricConfigParser(), BundleConfigParser()
+	return func(block *cb.Block) (ChannelConfig, error) {
+		if fabricconfig.IsFabricConfig(block) {
+			return fabric(block)
+		}
+		return own(block)
 	}
 }

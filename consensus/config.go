@@ -37,6 +37,21 @@ type ChannelConfig interface {
 	ValidateConfig(env *cb.Envelope) (ChannelConfig, error)
 }
 
+// ConfigUpdater is the optional interface of a ChannelConfig that
+// processes Fabric's CONFIG_UPDATE envelopes (FabricConfig implements it):
+// it validates the update against the configuration in force and returns
+// the CONFIG envelope that applies it, signed by signer (the ordering
+// node). Chain.ProcessConfigUpdate uses it.
+type ConfigUpdater interface {
+	ProcessConfigUpdate(env *cb.Envelope, signer Signer) (*cb.Envelope, error)
+}
+
+// ErrNoConfigUpdates reports a CONFIG_UPDATE envelope sent to a channel
+// whose configuration does not process them (it is not a ConfigUpdater),
+// or to a node without a signing identity to sign the resulting CONFIG
+// envelope.
+var ErrNoConfigUpdates = errors.New("consensus: config updates not supported")
+
 // ConfigParser builds the ChannelConfig stored in a config block (the
 // genesis block or a later config block) of a ledger.
 type ConfigParser func(block *cb.Block) (ChannelConfig, error)

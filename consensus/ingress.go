@@ -271,6 +271,33 @@ func (ch *Chain) ProcessConfig(env *cb.Envelope) (uint64, error) {
 	})
 }
 
+// ProcessConfigUpdate handles a Fabric CONFIG_UPDATE envelope, as
+// Fabric's orderer does: the configuration in force (a ConfigUpdater)
+// validates the update and computes the CONFIG envelope that applies it,
+// signed by this node's signer; that envelope then passes ProcessConfig.
+// It returns the CONFIG envelope and its sequence, to pass to Configure.
+// Without a ConfigUpdater configuration or a signer the error wraps
+// ErrNoConfigUpdates.
+func (ch *Chain) ProcessConfigUpdate(env *cb.Envelope) (*cb.Envelope, uint64, error) {
+	u, ok := ch.Config().(ConfigUpdater)
+	switch {
+	case !ok:
+		return nil, 0, fmt.Errorf("%w: channel %s: its configuration (%T) has no CONFIG_UPDATE processing; send a CONFIG envelope", ErrNoConfigUpdates, ch.channel, ch.Config())
+	case ch.cfg.signer == nil:
+		return nil, 0, fmt.Errorf("%w: channel %s: the node has no signer for the CONFIG envelope", ErrNoConfigUpdates, ch.channel)
+	}
+	if err := checkSize(ch.Config(), env); err != nil {
+		return nil, 0, fmt.Errorf("channel %s: %w", ch.channel, err)
+	}
+	out, err := u.ProcessConfigUpdate(env, ch.cfg.signer)
+	if err != nil {
+		ch.metrics.rejected.Add(ch.ctx, 1, ch.metrics.reason(reasonOf(err)))
+		return nil, 0, fmt.Errorf("channel %s: %w", ch.channel, err)
+	}
+	seq, err := ch.ProcessConfig(out)
+	return out, seq, err
+}
+
 // RecordOverhead is what a record of the topic holds beyond the envelope:
 // the KafkaMessage framing, the record and batch headers, the key and a
 // trace header. An envelope of AbsoluteMaxBytes plus RecordOverhead must

@@ -14,16 +14,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 // Signer signs blocks on behalf of a node: msp.SigningIdentity satisfies
 // it.
-type Signer interface {
-	// Serialize returns the marshalled msp.SerializedIdentity of the signer.
-	Serialize() ([]byte, error)
-	// Sign signs msg.
-	Sign(msg []byte) ([]byte, error)
-}
+type Signer = protoutil.Signer
 
 // RetryPolicy is how a chain retries its Kafka set-up (topic, producer,
 // consumer), as Fabric's Kafka.Retry settings: every ShortInterval until
@@ -92,7 +88,7 @@ func defaultSettings() settings {
 		errorTimeout: 2 * time.Second,
 		maxInFlight:  10000,
 		linger:       2 * time.Millisecond,
-		parser:       BundleConfigParser(),
+		parser:       DefaultConfigParser(),
 	}
 }
 
@@ -197,7 +193,8 @@ func WithSigner(s Signer) Option { return func(c *settings) { c.signer = s } }
 
 // WithConfigParser sets how channel configurations are read from config
 // blocks; it is the validation hook (see ChannelConfig). The default is
-// BundleConfigParser().
+// DefaultConfigParser(): Fabric's config tree or this project's own format,
+// as the genesis block holds.
 func WithConfigParser(p ConfigParser) Option { return func(c *settings) { c.parser = p } }
 
 // WithBlockSources gives the chains other nodes to catch up from when

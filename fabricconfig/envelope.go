@@ -12,14 +12,9 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
-// Signer signs envelopes and config updates. msp.SigningIdentity is a
-// Signer.
-type Signer interface {
-	// Serialize returns the signer's marshalled msp.SerializedIdentity.
-	Serialize() ([]byte, error)
-	// Sign signs msg.
-	Sign(msg []byte) ([]byte, error)
-}
+// Signer signs envelopes and config updates: protoutil's Signer, which
+// msp.SigningIdentity satisfies.
+type Signer = protoutil.Signer
 
 // nonceSize is the size of the nonces Fabric's tools put in signature
 // headers.

@@ -40,9 +40,10 @@
 // wrapped with the channel's name. No header, channel or signature is
 // checked unless ValidateNormal checks it. ProcessConfig (and
 // SubmitConfig) checks the size, then ValidateConfig. Order and Configure
-// then refuse while the chain is not ready (ErrNotReady), wait while a
-// re-submitted config is in flight, and check the size again against the
-// configuration in force. While consuming, every node applies the same
+// then refuse while the chain is not ready or has halted (ErrNotReady,
+// ErrHalted), wait while a re-submitted config is in flight, check the
+// size again against the configuration in force, and refuse a sequence
+// ahead of the chain's (ErrStaleConfig). While consuming, every node applies the same
 // checks again to an envelope validated under an older sequence (to every
 // envelope with WithEnvelopeValidation), and ValidateConfig to every
 // config message.

@@ -77,8 +77,9 @@ func WithGenesis(b *cb.Block) Option { return func(l *Log) { l.genesis = b } }
 // WithConfigParser makes a node that starts again read its configuration
 // from the config block its last block names (LAST_CONFIG), through p, as
 // a Consenter does, instead of the Log remembering the configuration each
-// node had. With a parser, NewLog's cfg may be nil: the configuration is
-// then read from the genesis block.
+// node had; CheckRestarts reads them so too. With a parser, NewLog's cfg
+// may be nil: the nodes then start with the genesis block's configuration,
+// read through p.
 func WithConfigParser(p consensus.ConfigParser) Option { return func(l *Log) { l.parser = p } }
 
 // WithCoreOptions creates every core with opts (for example
@@ -147,7 +148,7 @@ func NewLog(nodes int, cfg consensus.ChannelConfig, opts ...Option) (*Log, error
 		l.nodes = append(l.nodes, n)
 	}
 	for i := range l.nodes {
-		if err := l.start(i); err != nil {
+		if err := l.startWith(i, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -369,7 +370,12 @@ func (l *Log) Start(i int) error {
 	if l.nodes[i].running {
 		return nil
 	}
-	if err := l.start(i); err != nil {
+	n := l.nodes[i]
+	cfg, err := l.configAfter(i, len(n.blocks)-1)
+	if err != nil {
+		return err
+	}
+	if err := l.startWith(i, cfg); err != nil {
 		return err
 	}
 	l.autoFlush()
@@ -382,13 +388,11 @@ func (l *Log) Restart(i int) error {
 	return l.Start(i)
 }
 
-func (l *Log) start(i int) error {
+// startWith starts node i from its last block with configuration cfg and
+// consumes the log from there.
+func (l *Log) startWith(i int, cfg consensus.ChannelConfig) error {
 	n := l.nodes[i]
 	last := len(n.blocks) - 1
-	cfg, err := l.configAfter(i, last)
-	if err != nil {
-		return err
-	}
 	core, err := consensus.NewCore(l.channel, consensus.CoreState{LastBlock: n.blocks[last], Config: cfg}, l.coreOpts...)
 	if err != nil {
 		return fmt.Errorf("coretest: node %d: %w", i, err)

@@ -29,7 +29,8 @@ import (
 //     TimerFired is called then.
 //
 // A Log is deterministic: the same calls with the same options give the
-// same log and the same blocks. It is not safe for concurrent use.
+// same log and the same blocks. It is not safe for concurrent use. The
+// methods that take a node number i panic when i is not in [0, Nodes()).
 type Log struct {
 	channel  string
 	genesis  *cb.Block

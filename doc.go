@@ -7,7 +7,11 @@
 //
 //   - consensus: Consenter and Chain, the deterministic ordering core and
 //     its franz-go loop; consensus/consensustest: an embedded multi-broker
-//     Kafka and multi-node helpers for tests and experiments.
+//     Kafka and multi-node helpers for tests and experiments;
+//     consensus/coretest: record builders and an in-memory log running
+//     several cores, with faults and invariant checks, no broker;
+//     consensus/plainconfig: a channel configuration for payloads that are
+//     not Fabric transactions.
 //   - blockcutter: Fabric's batching rules.
 //   - ledger: block storage, in memory or in crash-safe files.
 //   - msp and channelconfig: X.509 membership, signature policies, and the

@@ -8,10 +8,39 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
+	"github.com/kafkaconsensus/kafkaconsensus/consensus/coretest"
 	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
+
+// ExampleCore drives the deterministic core by hand, with no broker: the
+// records of the partition in, what the node must do out (package coretest
+// builds the records, and runs several cores over one log).
+func ExampleCore() {
+	cfg := coretest.OpenConfig(2, time.Second) // 2 envelopes per block, any envelope valid
+	core, err := consensus.NewCore("demo", consensus.CoreState{LastBlock: coretest.Genesis(), Config: cfg})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	step := func(offset int64, value []byte) {
+		fmt.Printf("%d: %s\n", offset, coretest.FormatReady(core.Step(consensus.Record{Offset: offset, Value: value})))
+	}
+	step(0, coretest.Normal(coretest.Envelope("a"), 0)) // opens a batch
+	step(1, coretest.Normal(coretest.Envelope("b"), 0)) // fills it
+	step(2, coretest.Normal(coretest.Envelope("c"), 0))
+	fmt.Println("timer:", coretest.FormatReady(core.TimerFired()))
+	step(3, coretest.TimeToCut(2)) // the first time-to-cut in the log cuts
+	step(4, coretest.TimeToCut(2)) // another node's comes too late
+	// Output:
+	// 0: timer start
+	// 1: block 1 [a b] persisted=1; timer stop
+	// 2: timer start
+	// timer: produce ttc 2
+	// 3: block 2 [c] persisted=3
+	// 4: note stale_ttc@4
+}
 
 // ExampleConsenter orders a few envelopes on one node: an embedded Kafka, a
 // consenter, and the chain of one channel on an in-memory ledger.

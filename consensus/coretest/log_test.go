@@ -204,10 +204,15 @@ func TestLogLostResubmission(t *testing.T) {
 // copies of those are not duplicates of each other: the envelope is
 // ordered twice. CheckExactlyOnce finds it.
 //
-// A fix would keep the first original offset when a re-submission is
-// re-submitted (and take the largest offset for the config gate); it
-// changes the offsets re-submissions carry, so every node of a channel
-// would have to change at once.
+// Keeping the first original offset when a re-submission is re-submitted
+// does not fix it: duplicates are found with one watermark (the largest
+// original offset committed), which needs re-submissions committed in the
+// order of their original offsets, and a second-generation re-submission
+// of an envelope can then land after the first-generation one of a later
+// envelope, which raises the watermark past it: the envelope is lost
+// instead (TestLogRandomised finds such runs). A real fix needs the set of
+// original offsets in flight, restored on restart from the blocks'
+// metadata: a protocol change for every node of a channel at once.
 func TestLogDuplicateWhenConfigOvertakesResubmission(t *testing.T) {
 	l := newLog(t, 2, coretest.OpenConfig(10, time.Second), coretest.WithManualDelivery())
 	l.SubmitConfig(update(t, l, 10))      // offset 0: sequence 1

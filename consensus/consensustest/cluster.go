@@ -58,6 +58,17 @@ func FastRetryPolicy() consensus.RetryPolicy {
 	}
 }
 
+// FastKgoOpts returns the franz-go options a Cluster gives its nodes
+// (before WithConsenterOpts): metadata refreshed at most every 100ms
+// instead of 5s, and retries after 20ms, so that the nodes recover from
+// faults quickly. Give them to clients that are compared with the nodes.
+func FastKgoOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.MetadataMinAge(100 * time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
+	}
+}
+
 // ClusterOption configures NewCluster.
 type ClusterOption func(*clusterConfig)
 
@@ -136,8 +147,8 @@ func WithLedgers(open func(node int, channel string) (ledger.Ledger, error)) Clu
 
 // WithConsenterOpts passes options to every node's consensus.NewConsenter,
 // after the cluster's own (seed brokers, client ID, FastRetryPolicy, topic
-// settings, logger, signer, block sources, quick kgo metadata refresh and
-// retry backoff), which they override. A Kafka started with WithTLS or
+// settings, logger, signer, block sources, FastKgoOpts), which they
+// override. A Kafka started with WithTLS or
 // WithSASLUser needs consensus.WithTLS and consensus.WithSASL here.
 func WithConsenterOpts(opts ...consensus.Option) ClusterOption {
 	return func(c *clusterConfig) { c.opts = append(c.opts, opts...) }
@@ -810,10 +821,7 @@ func (n *Node) buildLocked() error {
 		consensus.WithRetry(FastRetryPolicy()),
 		consensus.WithTopicSettings(ts),
 		consensus.WithLogger(log),
-		consensus.WithKgoOpts(
-			kgo.MetadataMinAge(100*time.Millisecond),
-			kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
-		),
+		consensus.WithKgoOpts(FastKgoOpts()...),
 	}
 	if n.signer != nil {
 		opts = append(opts, consensus.WithSigner(n.signer))

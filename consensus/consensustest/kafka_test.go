@@ -395,3 +395,14 @@ func TestKafkaLeader(t *testing.T) {
 	_, err = k.Leader(testTopic, 0)
 	require.ErrorContains(t, err, "closed")
 }
+
+// TestKafkaCloseWhilePaused closes a Kafka whose brokers are paused: the
+// brokers' accept loops end (goleak checks), and Resume is then a no-op.
+func TestKafkaCloseWhilePaused(t *testing.T) {
+	k, err := consensustest.StartKafka()
+	require.NoError(t, err)
+	k.Pause()
+	k.Close()
+	require.False(t, k.Paused(0))
+	require.NoError(t, k.Resume())
+}

@@ -761,8 +761,8 @@ func (n *Node) Order(ctx context.Context, channel string, env *cb.Envelope) erro
 }
 
 // Stop halts the node's consenter and waits for its chains, then closes
-// its file ledgers (memory ledgers stay readable). Stopping a stopped node
-// does nothing.
+// its file ledgers (WithFileLedgers); other ledgers stay open and readable.
+// Stopping a stopped node does nothing.
 func (n *Node) Stop() {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -9,8 +9,8 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/coretest"
-	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
 
@@ -53,10 +53,22 @@ func ExampleConsenter() {
 	defer k.Close()
 
 	// A channel of one organisation whose blocks hold three envelopes.
-	ca := testutil.NewCA(nil, "Org1")
-	client := ca.Issue("client")
-	genesis := testutil.GenesisBlock(nil, testutil.ChannelConfig("example", []*testutil.CA{ca},
-		testutil.WithBatchSize(3, 1<<20, 512<<10), testutil.WithBatchTimeout(10*time.Second)))
+	ca, err := msptest.NewCA("Org1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	client, err := ca.Issue("client")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	genesis, err := msptest.GenesisBlock("example", []*msptest.CA{ca},
+		msptest.WithBatchSize(3, 1<<20, 512<<10), msptest.WithBatchTimeout(10*time.Second))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	cons, err := consensus.NewConsenter(
 		consensus.WithSeedBrokers(k.Addrs()...),
@@ -84,7 +96,11 @@ func ExampleConsenter() {
 	}
 
 	for i := range 3 {
-		env := testutil.Envelope(client, "example", cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "tx %d", i))
+		env, err := client.Envelope(cb.HeaderType_ENDORSER_TRANSACTION, "example", fmt.Appendf(nil, "tx %d", i))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
 		seq, err := ch.ProcessNormal(env) // validate against the channel's config
 		if err != nil {
 			fmt.Println(err)
@@ -120,10 +136,22 @@ func ExampleChain_OrderAsync() {
 		return
 	}
 	defer k.Close()
-	ca := testutil.NewCA(nil, "Org1")
-	client := ca.Issue("client")
-	genesis := testutil.GenesisBlock(nil, testutil.ChannelConfig("async", []*testutil.CA{ca},
-		testutil.WithBatchSize(50, 1<<20, 512<<10), testutil.WithBatchTimeout(10*time.Second)))
+	ca, err := msptest.NewCA("Org1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	client, err := ca.Issue("client")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	genesis, err := msptest.GenesisBlock("async", []*msptest.CA{ca},
+		msptest.WithBatchSize(50, 1<<20, 512<<10), msptest.WithBatchTimeout(10*time.Second))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...),
 		consensus.WithRetry(consensustest.FastRetryPolicy()), consensus.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -148,7 +176,11 @@ func ExampleChain_OrderAsync() {
 	const n = 100
 	results := make(chan error, n)
 	for i := range n {
-		env := testutil.Envelope(client, "async", cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "tx %d", i))
+		env, err := client.Envelope(cb.HeaderType_ENDORSER_TRANSACTION, "async", fmt.Appendf(nil, "tx %d", i))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
 		seq, err := ch.ProcessNormal(env)
 		if err != nil {
 			fmt.Println(err)

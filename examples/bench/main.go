@@ -162,7 +162,6 @@ func run(out io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
 	defer cancel()
-	// With no testing.TB, the testutil helpers panic on error.
 	h, err := chainbench.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -219,7 +219,12 @@ func WithBlockVerifier(verify func(cfg ChannelConfig, b *cb.Block) error) Option
 // ValidateEveryEnvelope), instead of trusting the node that produced it.
 // Off by default: Kafka ACLs that let only orderers write to channel
 // topics make it unnecessary. Its cost is one validation per envelope on
-// every node.
+// every node: with the default configuration, a signature verification and
+// a policy evaluation, about 115 µs of CPU per envelope per node on a 2-core
+// machine (measured with examples/bench -validate-all, 3 nodes in one
+// process, signed 1 KiB envelopes, pipelined: 360 µs of CPU per envelope
+// against 14 µs without, and 5.4k envelopes/s against 130k). A node then
+// validates at most about 9,000 envelopes a second per core.
 func WithEnvelopeValidation() Option { return func(c *settings) { c.validateAll = true } }
 
 // WithKgoOpts adds franz-go client options, after the chain's own (for

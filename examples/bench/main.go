@@ -64,6 +64,7 @@ var (
 	brokers  = flag.Int("brokers", 3, "embedded Kafka brokers")
 	ledgerK  = flag.String("ledger", string(defaults.Ledger), "nodes' ledger: memory or file (fsync every block, in a temporary directory)")
 	unsigned = flag.Bool("unsigned", false, "leave blocks unsigned")
+	validate = flag.Bool("validate-all", false, "every node validates every envelope it consumes (consensus.WithEnvelopeValidation)")
 	payload  = flag.String("payload", string(defaults.Payload), "envelope filling: random (incompressible) or zero")
 	linger   = flag.Duration("linger", defaults.Linger, "producer linger of both sides")
 	size     = flag.Int("size", defaults.EnvSize, "envelope size in bytes (payload + signature)")
@@ -150,6 +151,7 @@ func run(out io.Writer) error {
 		Brokers:           *brokers,
 		Ledger:            chainbench.LedgerKind(*ledgerK),
 		Unsigned:          *unsigned,
+		ValidateAll:       *validate,
 		Payload:           chainbench.Payload(*payload),
 		Linger:            *linger,
 		EnvSize:           *size,

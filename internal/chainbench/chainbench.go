@@ -100,6 +100,9 @@ type Config struct {
 	Ledger LedgerKind
 	// Unsigned leaves blocks unsigned (no consensus.WithSigner).
 	Unsigned bool
+	// ValidateAll makes every node validate every envelope it consumes
+	// (consensus.WithEnvelopeValidation).
+	ValidateAll bool
 	// Payload fills the envelopes; "" means PayloadRandom.
 	Payload Payload
 	// Linger is the producer linger of both sides
@@ -259,6 +262,9 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	}
 	if cfg.Unsigned {
 		copts = append(copts, consensustest.WithUnsignedBlocks())
+	}
+	if cfg.ValidateAll {
+		copts = append(copts, consensustest.WithConsenterOpts(consensus.WithEnvelopeValidation()))
 	}
 	if cfg.Ledger == LedgerFile {
 		if h.ledgerDir, err = os.MkdirTemp("", "chainbench-"); err != nil {

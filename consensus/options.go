@@ -87,7 +87,7 @@ func defaultSettings() settings {
 		topic:        DefaultTopicSettings(),
 		errorTimeout: 2 * time.Second,
 		maxInFlight:  10000,
-		linger:       2 * time.Millisecond,
+		linger:       0,
 		parser:       DefaultConfigParser(),
 	}
 }
@@ -171,7 +171,11 @@ func WithErrorTimeout(d time.Duration) Option { return func(c *settings) { c.err
 func WithMaxInFlight(n int) Option { return func(c *settings) { c.maxInFlight = n } }
 
 // WithProduceLinger sets how long the producer waits to fill a batch
-// (default 2ms).
+// (default 0). With no linger a lone envelope goes out at once, and under
+// load batches still form: while the producer has requests in flight to a
+// broker (up to 5 with idempotence), the envelopes that arrive wait for the
+// next request. A linger trades latency at light load for fewer, larger
+// requests (less CPU per envelope) under moderate load.
 func WithProduceLinger(d time.Duration) Option { return func(c *settings) { c.linger = d } }
 
 // WithLogger sets the logger; nil, like the default, means

@@ -128,7 +128,7 @@ func DefaultConfig() Config {
 		Nodes:             DefaultNodes,
 		Ledger:            LedgerMemory,
 		Payload:           PayloadRandom,
-		Linger:            2 * time.Millisecond,
+		Linger:            0, // the chain's default
 		EnvSize:           1024,
 		MaxMessageCount:   500,
 		PreferredMaxBytes: 2 << 20,

@@ -120,7 +120,7 @@ type Config struct {
 }
 
 // DefaultConfig returns 3 nodes with signed blocks on memory ledgers, 3
-// brokers, the chain's default linger (2ms), random envelopes of 1 KiB,
+// brokers, the chain's default linger (0), random envelopes of 1 KiB,
 // batches of at most 500 envelopes, preferably 2 MiB, and a batch timeout
 // of 20ms.
 func DefaultConfig() Config {

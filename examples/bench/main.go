@@ -75,6 +75,8 @@ var (
 	chart    = flag.String("chart", "", "write a chart of the results to this file (.svg or .png)")
 	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the chain alone to this file")
 	deadline = flag.Duration("deadline", 30*time.Minute, "give up after this long")
+	channels = flag.Int("channels", 0, "measure one node serving this many channels instead of the patterns (see -busy)")
+	busy     = flag.Int("busy", 100, "with -channels: channels sharing the load, against one channel carrying it all")
 )
 
 // pattern is one way of sending envelopes.
@@ -139,6 +141,11 @@ func (p pattern) envelopes() int {
 }
 
 func run(out io.Writer) error {
+	if *channels > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), *deadline)
+		defer cancel()
+		return runChannels(ctx, out, *channels, *busy, *total, *inFlight)
+	}
 	ps, err := parsePatterns(*patterns, *sweep, *callers, *inFlight)
 	if err != nil {
 		return err

@@ -83,93 +83,144 @@ func NewBundle(cfg *ccpb.ChannelConfig, opts ...Option) (*Bundle, error) {
 		policies: make(map[string]policy),
 		opts:     opts,
 	}
-	cfg = b.cfg
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w: channel %q: "+format, append([]any{ErrMalformed, cfg.GetChannelId()}, args...)...)
+	if err := checkLimits(b.cfg); err != nil {
+		return nil, err
 	}
+	msps, err := b.addOrgs(o.msp)
+	if err != nil {
+		return nil, err
+	}
+	if b.mgr, err = msp.NewManager(msps...); err != nil {
+		return nil, malformed(b.cfg, "%w", err)
+	}
+	if err := b.addChannelPolicies(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// malformed returns an error wrapping ErrMalformed that names cfg's
+// channel, then says what is wrong as format and args do.
+func malformed(cfg *ccpb.ChannelConfig, format string, args ...any) error {
+	return fmt.Errorf("%w: channel %q: "+format, append([]any{ErrMalformed, cfg.GetChannelId()}, args...)...)
+}
+
+// checkLimits checks cfg's channel ID, batch size and batch timeout, the
+// values the block cutter runs on.
+func checkLimits(cfg *ccpb.ChannelConfig) error {
 	if cfg.GetChannelId() == "" {
-		return nil, fail("empty channel ID")
+		return malformed(cfg, "empty channel ID")
 	}
 	bs := cfg.GetBatchSize()
 	switch {
 	case bs == nil:
-		return nil, fail("no batch size")
+		return malformed(cfg, "no batch size")
 	case bs.GetMaxMessageCount() == 0:
-		return nil, fail("batch size MaxMessageCount is 0")
+		return malformed(cfg, "batch size MaxMessageCount is 0")
 	case bs.GetAbsoluteMaxBytes() == 0:
-		return nil, fail("batch size AbsoluteMaxBytes is 0")
+		return malformed(cfg, "batch size AbsoluteMaxBytes is 0")
 	case bs.GetPreferredMaxBytes() == 0:
-		return nil, fail("batch size PreferredMaxBytes is 0")
+		return malformed(cfg, "batch size PreferredMaxBytes is 0")
 	case bs.GetPreferredMaxBytes() > bs.GetAbsoluteMaxBytes():
-		return nil, fail("batch size PreferredMaxBytes %d exceeds AbsoluteMaxBytes %d", bs.GetPreferredMaxBytes(), bs.GetAbsoluteMaxBytes())
+		return malformed(cfg, "batch size PreferredMaxBytes %d exceeds AbsoluteMaxBytes %d", bs.GetPreferredMaxBytes(), bs.GetAbsoluteMaxBytes())
 	}
 	if t := cfg.GetBatchTimeout(); t == nil || t.CheckValid() != nil || t.AsDuration() <= 0 {
-		return nil, fail("batch timeout %v is not a positive duration", t.AsDuration())
+		return malformed(cfg, "batch timeout %v is not a positive duration", t.AsDuration())
 	} else if t.AsDuration() > MaxBatchTimeout {
-		return nil, fail("batch timeout %v exceeds %v", t.AsDuration(), MaxBatchTimeout)
+		return malformed(cfg, "batch timeout %v exceeds %v", t.AsDuration(), MaxBatchTimeout)
 	}
+	return nil
+}
+
+// addOrgs checks the application then the orderer organisations and adds
+// each MSP ID once to b.orgs, in that order. It returns their MSPs, built
+// with mspOpts. An MSP ID may appear in both lists only with the same
+// definition.
+func (b *Bundle) addOrgs(mspOpts []msp.Option) ([]*msp.MSP, error) {
 	byID := make(map[string]*ccpb.Organization)
 	var msps []*msp.MSP
-	for li, list := range [][]*ccpb.Organization{cfg.GetApplicationOrgs(), cfg.GetOrdererOrgs()} {
+	for li, list := range [][]*ccpb.Organization{b.cfg.GetApplicationOrgs(), b.cfg.GetOrdererOrgs()} {
 		inList := make(map[string]bool)
 		for _, og := range list {
 			id := og.GetMspId()
-			if id == "" {
-				return nil, fail("organisation without an MSP ID")
-			}
-			if og.GetMsp() == nil {
-				return nil, fail("organisation %s has no MSP definition", id)
-			}
-			if n := og.GetMsp().GetName(); n != "" && n != id {
-				return nil, fail("organisation %s has an MSP named %q", id, n)
-			}
-			if inList[id] {
-				return nil, fail("MSP ID %s appears twice", id)
+			if err := checkOrg(b.cfg, og, inList); err != nil {
+				return nil, err
 			}
 			inList[id] = true
 			if prev, ok := byID[id]; ok {
 				if li == 1 && !proto.Equal(prev, og) {
-					return nil, fail("MSP ID %s defined differently as application and orderer organisation", id)
+					return nil, malformed(b.cfg, "MSP ID %s defined differently as application and orderer organisation", id)
 				}
 				continue
 			}
 			byID[id] = og
-			mcfg := proto.Clone(og.GetMsp()).(*ccpb.MSPConfig)
-			mcfg.Name = id
-			m, err := msp.New(mcfg, o.msp...)
+			m, x, err := b.newOrg(og, mspOpts)
 			if err != nil {
-				return nil, fail("organisation %s: %w", id, err)
+				return nil, err
 			}
 			msps = append(msps, m)
-			x := org{id: id, policies: make(map[string]*cb.SignaturePolicyEnvelope)}
-			for name, p := range og.GetPolicies() {
-				d, err := decodePolicy(id+"/"+name, p, false)
-				if err != nil {
-					return nil, fmt.Errorf("channel %q: %w", cfg.GetChannelId(), err)
-				}
-				x.policies[name] = d.sig
-			}
 			b.orgs = append(b.orgs, x)
 		}
 	}
-	mgr, err := msp.NewManager(msps...)
-	if err != nil {
-		return nil, fail("%w", err)
+	return msps, nil
+}
+
+// checkOrg checks that og, an organisation of cfg, has an MSP ID, not one
+// of seen, and an MSP definition whose name, if set, is that ID.
+func checkOrg(cfg *ccpb.ChannelConfig, og *ccpb.Organization, seen map[string]bool) error {
+	id := og.GetMspId()
+	if id == "" {
+		return malformed(cfg, "organisation without an MSP ID")
 	}
-	b.mgr = mgr
+	if og.GetMsp() == nil {
+		return malformed(cfg, "organisation %s has no MSP definition", id)
+	}
+	if n := og.GetMsp().GetName(); n != "" && n != id {
+		return malformed(cfg, "organisation %s has an MSP named %q", id, n)
+	}
+	if seen[id] {
+		return malformed(cfg, "MSP ID %s appears twice", id)
+	}
+	return nil
+}
+
+// newOrg builds og's MSP, named by its MSP ID and with mspOpts, and
+// decodes its policies, each of which must be of type SIGNATURE.
+func (b *Bundle) newOrg(og *ccpb.Organization, mspOpts []msp.Option) (*msp.MSP, org, error) {
+	id := og.GetMspId()
+	mcfg := proto.Clone(og.GetMsp()).(*ccpb.MSPConfig)
+	mcfg.Name = id
+	m, err := msp.New(mcfg, mspOpts...)
+	if err != nil {
+		return nil, org{}, malformed(b.cfg, "organisation %s: %w", id, err)
+	}
+	x := org{id: id, policies: make(map[string]*cb.SignaturePolicyEnvelope)}
+	for name, p := range og.GetPolicies() {
+		d, err := decodePolicy(id+"/"+name, p, false)
+		if err != nil {
+			return nil, org{}, fmt.Errorf("channel %q: %w", b.cfg.GetChannelId(), err)
+		}
+		x.policies[name] = d.sig
+	}
+	return m, x, nil
+}
+
+// addChannelPolicies decodes the channel's policies into b.policies after
+// checking that Readers, Writers and Admins are among them.
+func (b *Bundle) addChannelPolicies() error {
 	for _, name := range []string{ReadersPolicy, WritersPolicy, AdminsPolicy} {
-		if _, ok := cfg.GetPolicies()[name]; !ok {
-			return nil, fail("no %s policy", name)
+		if _, ok := b.cfg.GetPolicies()[name]; !ok {
+			return malformed(b.cfg, "no %s policy", name)
 		}
 	}
-	for name, p := range cfg.GetPolicies() {
+	for name, p := range b.cfg.GetPolicies() {
 		d, err := decodePolicy(name, p, true)
 		if err != nil {
-			return nil, fmt.Errorf("channel %q: %w", cfg.GetChannelId(), err)
+			return fmt.Errorf("channel %q: %w", b.cfg.GetChannelId(), err)
 		}
 		b.policies[name] = d
 	}
-	return b, nil
+	return nil
 }
 
 // Config returns a copy of the channel configuration.

@@ -1,13 +1,7 @@
 package channelconfig
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
@@ -124,9 +118,9 @@ func ConfigFromEnvelope(env *cb.Envelope) (*ccpb.ChannelConfig, error) {
 
 // NewConfigEnvelope returns a CONFIG envelope that proposes newCfg: its
 // ConfigEnvelope carries one ConfigSignature per admin (each over a fresh
-// signature header followed by the marshalled configuration), and the
-// envelope is signed by submitter. The caller sets newCfg's sequence (the
-// current sequence plus one).
+// signature header followed by the marshalled configuration), and
+// submitter signs the envelope (protoutil.NewSignedEnvelope). The caller
+// sets newCfg's sequence (the current sequence plus one).
 func NewConfigEnvelope(newCfg *ccpb.ChannelConfig, submitter msp.SigningIdentity, admins ...msp.SigningIdentity) (*cb.Envelope, error) {
 	if newCfg == nil || submitter == nil {
 		return nil, fmt.Errorf("%w: nil configuration or submitter", ErrMalformed)
@@ -137,7 +131,7 @@ func NewConfigEnvelope(newCfg *ccpb.ChannelConfig, submitter msp.SigningIdentity
 	}
 	ce := &ccpb.ConfigEnvelope{Config: cfgBytes}
 	for i, a := range admins {
-		sh, err := signatureHeader(a)
+		sh, err := protoutil.NewSignatureHeader(a)
 		if err != nil {
 			return nil, fmt.Errorf("config signature %d: %w", i, err)
 		}
@@ -147,43 +141,9 @@ func NewConfigEnvelope(newCfg *ccpb.ChannelConfig, submitter msp.SigningIdentity
 		}
 		ce.Signatures = append(ce.Signatures, &ccpb.ConfigSignature{SignatureHeader: sh, Signature: sig})
 	}
-	sh, err := signatureHeader(submitter)
-	if err != nil {
-		return nil, err
-	}
-	shDec := new(cb.SignatureHeader)
-	_ = proto.Unmarshal(sh, shDec)
-	txID := sha256.Sum256(append(append([]byte(nil), shDec.GetNonce()...), shDec.GetCreator()...))
-	payload, err := protoutil.Marshal(&cb.Payload{
-		Header: &cb.Header{
-			ChannelHeader: protoutil.MarshalOrPanic(&cb.ChannelHeader{
-				Type:      int32(cb.HeaderType_CONFIG),
-				ChannelId: newCfg.GetChannelId(),
-				Timestamp: timestamppb.Now(),
-				TxId:      hex.EncodeToString(txID[:]),
-			}),
-			SignatureHeader: sh,
-		},
-		Data: protoutil.MarshalOrPanic(ce),
-	})
+	data, err := protoutil.Marshal(ce)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	sig, err := submitter.Sign(payload)
-	if err != nil {
-		return nil, err
-	}
-	return &cb.Envelope{Payload: payload, Signature: sig}, nil
-}
-
-func signatureHeader(id msp.SigningIdentity) ([]byte, error) {
-	creator, err := id.Serialize()
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, 24)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return protoutil.Marshal(&cb.SignatureHeader{Creator: creator, Nonce: nonce})
+	return protoutil.NewSignedEnvelope(cb.HeaderType_CONFIG, newCfg.GetChannelId(), data, submitter)
 }

@@ -1,7 +1,6 @@
 package fabricconfig
 
 import (
-	"crypto/rand"
 	"fmt"
 	"time"
 
@@ -15,10 +14,6 @@ import (
 // Signer signs envelopes and config updates: protoutil's Signer, which
 // msp.SigningIdentity satisfies.
 type Signer = protoutil.Signer
-
-// nonceSize is the size of the nonces Fabric's tools put in signature
-// headers.
-const nonceSize = 24
 
 // NewConfigEnvelope wraps ce into a CONFIG envelope for channelID signed by
 // signer, as Fabric's orderer makes one: a channel header of type CONFIG
@@ -46,7 +41,7 @@ func NewConfigUpdateEnvelope(update *cb.ConfigUpdate, signers ...Signer) (*cb.En
 	}
 	cue := &cb.ConfigUpdateEnvelope{ConfigUpdate: raw}
 	for i, s := range signers {
-		sh, err := signatureHeader(s)
+		sh, err := protoutil.NewSignatureHeader(s)
 		if err != nil {
 			return nil, fmt.Errorf("config signature %d: %w", i, err)
 		}
@@ -64,12 +59,13 @@ func NewConfigUpdateEnvelope(update *cb.ConfigUpdate, signers ...Signer) (*cb.En
 }
 
 // signedEnvelope returns an envelope of type t for channelID holding data,
-// signed by signer.
+// signed by signer, in envelope's format, which protoutil.NewSignedEnvelope
+// does not write (its channel header has a client's tx_id and nanoseconds).
 func signedEnvelope(t cb.HeaderType, channelID string, data []byte, signer Signer) (*cb.Envelope, error) {
 	if signer == nil {
 		return nil, fmt.Errorf("%w: nil signer", channelconfig.ErrMalformed)
 	}
-	sh, err := signatureHeader(signer)
+	sh, err := protoutil.NewSignatureHeader(signer)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +77,9 @@ func signedEnvelope(t cb.HeaderType, channelID string, data []byte, signer Signe
 }
 
 // envelope returns an unsigned envelope of type t for channelID with the
-// marshalled signature header sh and data.
+// marshalled signature header sh and data, as Fabric's orderer and
+// configuration tools write one: a channel header without tx_id, stamped
+// with the current time in whole seconds.
 func envelope(t cb.HeaderType, channelID string, sh, data []byte) *cb.Envelope {
 	ch := &cb.ChannelHeader{
 		Type:      int32(t),
@@ -93,18 +91,4 @@ func envelope(t cb.HeaderType, channelID string, sh, data []byte) *cb.Envelope {
 		Data:   data,
 	}
 	return &cb.Envelope{Payload: protoutil.MarshalOrPanic(payload)}
-}
-
-// signatureHeader returns a marshalled signature header of s with a fresh
-// nonce.
-func signatureHeader(s Signer) ([]byte, error) {
-	creator, err := s.Serialize()
-	if err != nil {
-		return nil, fmt.Errorf("serializing signer: %w", err)
-	}
-	nonce := make([]byte, nonceSize)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return protoutil.Marshal(&cb.SignatureHeader{Creator: creator, Nonce: nonce})
 }

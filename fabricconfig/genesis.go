@@ -170,9 +170,26 @@ func anyOf(mspID string, roles ...mspb.MSPRole_MSPRoleType) *cb.SignaturePolicyE
 // Config returns the configuration tree g describes, at sequence 0 with
 // every version 0, after checking that NewBundle accepts it.
 func (g Genesis) Config() (*cb.Config, error) {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w: genesis of channel %q: "+format, append([]any{channelconfig.ErrMalformed, g.ChannelID}, args...)...)
+	orderer := g.ordererGroup()
+	app := newGroup(policiesOr(g.ApplicationPolicies, DefaultApplicationPolicies()))
+	setValue(app, CapabilitiesKey, capabilities(g.Capabilities.Application), AdminsPolicy)
+	if err := g.addOrgs(app, g.ApplicationOrgs, DefaultApplicationOrgPolicies); err != nil {
+		return nil, err
 	}
+	if err := g.addOrgs(orderer, g.OrdererOrgs, DefaultOrdererOrgPolicies); err != nil {
+		return nil, err
+	}
+	cfg := &cb.Config{ChannelGroup: g.channelGroup(orderer, app)}
+	if _, err := NewBundle(g.ChannelID, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// ordererGroup returns the Orderer group without its organisations: its
+// policies, Kafka consensus type and brokers, batch size and timeout (the
+// defaults where g sets none), channel restrictions and capabilities.
+func (g Genesis) ordererGroup() *cb.ConfigGroup {
 	bs, timeout := g.BatchSize, g.BatchTimeout
 	if bs == (channelconfig.BatchSize{}) {
 		bs = DefaultBatchSize
@@ -180,68 +197,50 @@ func (g Genesis) Config() (*cb.Config, error) {
 	if timeout == 0 {
 		timeout = DefaultBatchTimeout
 	}
-	caps := func(c []string) *cb.Capabilities {
-		if len(c) == 0 {
-			c = []string{DefaultCapability}
-		}
-		out := &cb.Capabilities{Capabilities: make(map[string]*cb.Capability)}
-		for _, name := range c {
-			out.Capabilities[name] = &cb.Capability{}
-		}
-		return out
-	}
-	orPolicies := func(p, def map[string]*cb.Policy) map[string]*cb.Policy {
-		if p == nil {
-			return def
-		}
-		return p
-	}
-
-	orderer := newGroup(orPolicies(g.OrdererPolicies, DefaultOrdererPolicies()))
+	orderer := newGroup(policiesOr(g.OrdererPolicies, DefaultOrdererPolicies()))
 	setValue(orderer, ConsensusTypeKey, &ab.ConsensusType{Type: ConsensusTypeKafka}, AdminsPolicy)
 	setValue(orderer, BatchSizeKey, &ab.BatchSize{
 		MaxMessageCount: bs.MaxMessageCount, AbsoluteMaxBytes: bs.AbsoluteMaxBytes, PreferredMaxBytes: bs.PreferredMaxBytes,
 	}, AdminsPolicy)
 	setValue(orderer, BatchTimeoutKey, &ab.BatchTimeout{Timeout: timeout.String()}, AdminsPolicy)
 	setValue(orderer, ChannelRestrictionsKey, &ab.ChannelRestrictions{}, AdminsPolicy)
-	setValue(orderer, CapabilitiesKey, caps(g.Capabilities.Orderer), AdminsPolicy)
+	setValue(orderer, CapabilitiesKey, capabilities(g.Capabilities.Orderer), AdminsPolicy)
 	setValue(orderer, KafkaBrokersKey, &ab.KafkaBrokers{Brokers: g.KafkaBrokers}, AdminsPolicy)
+	return orderer
+}
 
-	app := newGroup(orPolicies(g.ApplicationPolicies, DefaultApplicationPolicies()))
-	setValue(app, CapabilitiesKey, caps(g.Capabilities.Application), AdminsPolicy)
-
-	for _, x := range []struct {
-		group *cb.ConfigGroup
-		orgs  []Org
-		def   func(string) map[string]*cb.Policy
-	}{
-		{app, g.ApplicationOrgs, DefaultApplicationOrgPolicies},
-		{orderer, g.OrdererOrgs, DefaultOrdererOrgPolicies},
-	} {
-		for _, o := range x.orgs {
-			if o.MSP == nil {
-				return nil, fail("organisation %q without an MSP", o.Name)
-			}
-			name := o.Name
-			if name == "" {
-				name = o.MSP.GetName()
-			}
-			if _, dup := x.group.Groups[name]; dup {
-				return nil, fail("organisation %q given twice", name)
-			}
-			og := newGroup(orPolicies(o.Policies, x.def(o.MSP.GetName())))
-			setValue(og, MSPKey, &mspb.MSPConfig{Config: protoutil.MarshalOrPanic(o.MSP)}, AdminsPolicy)
-			if len(o.Endpoints) > 0 {
-				setValue(og, EndpointsKey, &cb.OrdererAddresses{Addresses: o.Endpoints}, AdminsPolicy)
-			}
-			if len(o.AnchorPeers) > 0 {
-				setValue(og, AnchorPeersKey, &pb.AnchorPeers{AnchorPeers: o.AnchorPeers}, AdminsPolicy)
-			}
-			x.group.Groups[name] = og
+// addOrgs adds a group for each of orgs to group, under the
+// organisation's name, with its policies or, if nil, defaults(MSP ID). It
+// fails on an organisation without an MSP and on a name given twice.
+func (g Genesis) addOrgs(group *cb.ConfigGroup, orgs []Org, defaults func(mspID string) map[string]*cb.Policy) error {
+	for _, o := range orgs {
+		if o.MSP == nil {
+			return g.malformed("organisation %q without an MSP", o.Name)
 		}
+		name := o.Name
+		if name == "" {
+			name = o.MSP.GetName()
+		}
+		if _, dup := group.Groups[name]; dup {
+			return g.malformed("organisation %q given twice", name)
+		}
+		og := newGroup(policiesOr(o.Policies, defaults(o.MSP.GetName())))
+		setValue(og, MSPKey, &mspb.MSPConfig{Config: protoutil.MarshalOrPanic(o.MSP)}, AdminsPolicy)
+		if len(o.Endpoints) > 0 {
+			setValue(og, EndpointsKey, &cb.OrdererAddresses{Addresses: o.Endpoints}, AdminsPolicy)
+		}
+		if len(o.AnchorPeers) > 0 {
+			setValue(og, AnchorPeersKey, &pb.AnchorPeers{AnchorPeers: o.AnchorPeers}, AdminsPolicy)
+		}
+		group.Groups[name] = og
 	}
+	return nil
+}
 
-	ch := newGroup(orPolicies(g.ChannelPolicies, DefaultChannelPolicies()))
+// channelGroup returns the Channel group, root of the tree: its policies
+// and values, and orderer and app as its Orderer and Application groups.
+func (g Genesis) channelGroup(orderer, app *cb.ConfigGroup) *cb.ConfigGroup {
+	ch := newGroup(policiesOr(g.ChannelPolicies, DefaultChannelPolicies()))
 	setValue(ch, HashingAlgorithmKey, &cb.HashingAlgorithm{Name: "SHA256"}, AdminsPolicy)
 	setValue(ch, BlockDataHashingStructureKey, &cb.BlockDataHashingStructure{Width: math.MaxUint32}, AdminsPolicy)
 	if len(g.OrdererAddresses) > 0 {
@@ -250,15 +249,37 @@ func (g Genesis) Config() (*cb.Config, error) {
 	if g.Consortium != "" {
 		setValue(ch, ConsortiumKey, &cb.Consortium{Name: g.Consortium}, AdminsPolicy)
 	}
-	setValue(ch, CapabilitiesKey, caps(g.Capabilities.Channel), AdminsPolicy)
+	setValue(ch, CapabilitiesKey, capabilities(g.Capabilities.Channel), AdminsPolicy)
 	ch.Groups[OrdererGroupKey] = orderer
 	ch.Groups[ApplicationGroupKey] = app
+	return ch
+}
 
-	cfg := &cb.Config{ChannelGroup: ch}
-	if _, err := NewBundle(g.ChannelID, cfg); err != nil {
-		return nil, err
+// malformed returns an error wrapping channelconfig.ErrMalformed that
+// names g's channel, then says what is wrong as format and args do.
+func (g Genesis) malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: genesis of channel %q: "+format, append([]any{channelconfig.ErrMalformed, g.ChannelID}, args...)...)
+}
+
+// capabilities returns the Capabilities value requiring names, or
+// DefaultCapability if there are none.
+func capabilities(names []string) *cb.Capabilities {
+	if len(names) == 0 {
+		names = []string{DefaultCapability}
 	}
-	return cfg, nil
+	out := &cb.Capabilities{Capabilities: make(map[string]*cb.Capability)}
+	for _, name := range names {
+		out.Capabilities[name] = &cb.Capability{}
+	}
+	return out
+}
+
+// policiesOr returns p, or def if p is nil.
+func policiesOr(p, def map[string]*cb.Policy) map[string]*cb.Policy {
+	if p == nil {
+		return def
+	}
+	return p
 }
 
 // GenesisBlock returns block 0 of the channel g describes, as configtxgen
@@ -294,12 +315,8 @@ func GenesisBlock(g Genesis) (*cb.Block, error) {
 // newGroup returns a group with policies (each with mod_policy Admins) and
 // mod_policy Admins.
 func newGroup(policies map[string]*cb.Policy) *cb.ConfigGroup {
-	g := &cb.ConfigGroup{
-		Groups:    make(map[string]*cb.ConfigGroup),
-		Values:    make(map[string]*cb.ConfigValue),
-		Policies:  make(map[string]*cb.ConfigPolicy),
-		ModPolicy: AdminsPolicy,
-	}
+	g := emptyGroup(0)
+	g.ModPolicy = AdminsPolicy
 	for name, p := range policies {
 		g.Policies[name] = &cb.ConfigPolicy{Policy: proto.Clone(p).(*cb.Policy), ModPolicy: AdminsPolicy}
 	}

@@ -112,39 +112,11 @@ type Organization struct {
 // parseChannel reads the channel group's values and sub-groups into b and
 // returns the MSPs of its organisations, each MSP ID once.
 func (b *Bundle) parseChannel(ch *cb.ConfigGroup, o options) ([]*msp.MSP, error) {
-	var (
-		hashing  cb.HashingAlgorithm
-		width    cb.BlockDataHashingStructure
-		addrs    cb.OrdererAddresses
-		orderers cb.Orderers
-		cons     cb.Consortium
-		caps     cb.Capabilities
-	)
 	path := "/" + ChannelGroupKey
-	if err := decodeValues(ch, path, map[string]proto.Message{
-		HashingAlgorithmKey: &hashing, BlockDataHashingStructureKey: &width, OrdererAddressesKey: &addrs,
-		OrderersKey: &orderers, ConsortiumKey: &cons, CapabilitiesKey: &caps,
-	}); err != nil {
+	orgEndpoints, err := b.parseChannelValues(ch, path)
+	if err != nil {
 		return nil, err
 	}
-	b.capabilities.Channel = sortedKeys(caps.GetCapabilities())
-	if err := supported("Channel", b.capabilities.Channel, channelCapabilities); err != nil {
-		return nil, err
-	}
-	orgEndpoints := hasAny(b.capabilities.Channel, orgEndpointsCapabilities)
-	switch {
-	case hashing.GetName() != "SHA256":
-		return nil, fmt.Errorf("unknown hashing algorithm type: %q, want SHA256", hashing.GetName())
-	case width.GetWidth() != math.MaxUint32:
-		return nil, fmt.Errorf("BlockDataHashStructure width %d, only MaxUint32 is supported", width.GetWidth())
-	case !orgEndpoints && len(addrs.GetAddresses()) == 0:
-		return nil, fmt.Errorf("must set some OrdererAddresses")
-	case len(orderers.GetConsenterMapping()) > 0:
-		return nil, fmt.Errorf("value %s/%s (BFT consenters) is not supported", path, OrderersKey)
-	}
-	b.ordererAddresses = addrs.GetAddresses()
-	b.consortium = cons.GetName()
-
 	og, ok := ch.GetGroups()[OrdererGroupKey]
 	if !ok {
 		return nil, fmt.Errorf("no %s group", OrdererGroupKey)
@@ -160,37 +132,96 @@ func (b *Bundle) parseChannel(ch *cb.ConfigGroup, o options) ([]*msp.MSP, error)
 	if len(b.capabilities.Orderer) == 0 && len(b.capabilities.Channel) > 0 {
 		return nil, fmt.Errorf("cannot enable channel capabilities without orderer support first")
 	}
-	ag, hasApp := ch.GetGroups()[ApplicationGroupKey]
-	b.hasApplication = hasApp
-	var orgGroups []orgGroup
-	if hasApp {
-		var (
-			acls pb.ACLs
-			caps cb.Capabilities
-		)
-		appPath := path + "/" + ApplicationGroupKey
-		if err := decodeValues(ag, appPath, map[string]proto.Message{ACLsKey: &acls, CapabilitiesKey: &caps}); err != nil {
+	var orgs []orgGroup
+	if ag, ok := ch.GetGroups()[ApplicationGroupKey]; ok {
+		b.hasApplication = true
+		if err := b.parseApplication(ag, path+"/"+ApplicationGroupKey); err != nil {
 			return nil, err
 		}
-		b.capabilities.Application = sortedKeys(caps.GetCapabilities())
-		if len(b.capabilities.Orderer) == 0 && len(b.capabilities.Application) > 0 {
-			return nil, fmt.Errorf("cannot enable application capabilities without orderer support first")
-		}
-		if _, ok := ag.GetValues()[ACLsKey]; ok && !hasAny(b.capabilities.Application, aclCapabilities) {
-			return nil, fmt.Errorf("ACLs may not be specified without the required capability")
-		}
-		for _, name := range sortedKeys(ag.GetGroups()) {
-			orgGroups = append(orgGroups, orgGroup{ApplicationGroupKey, name, ag.GetGroups()[name]})
-		}
+		orgs = orgGroups(ApplicationGroupKey, ag)
 	}
-	for _, name := range sortedKeys(og.GetGroups()) {
-		orgGroups = append(orgGroups, orgGroup{OrdererGroupKey, name, og.GetGroups()[name]})
-	}
+	orgs = append(orgs, orgGroups(OrdererGroupKey, og)...)
+	return b.parseOrgs(orgs, path, orgEndpoints, o)
+}
 
+// parseChannelValues reads the channel group's values, at path, into b and
+// checks them. It reports whether the channel's capabilities allow
+// organisations their own orderer endpoints.
+func (b *Bundle) parseChannelValues(ch *cb.ConfigGroup, path string) (orgEndpoints bool, err error) {
+	var (
+		hashing  cb.HashingAlgorithm
+		width    cb.BlockDataHashingStructure
+		addrs    cb.OrdererAddresses
+		orderers cb.Orderers
+		cons     cb.Consortium
+		caps     cb.Capabilities
+	)
+	if err := decodeValues(ch, path, map[string]proto.Message{
+		HashingAlgorithmKey: &hashing, BlockDataHashingStructureKey: &width, OrdererAddressesKey: &addrs,
+		OrderersKey: &orderers, ConsortiumKey: &cons, CapabilitiesKey: &caps,
+	}); err != nil {
+		return false, err
+	}
+	b.capabilities.Channel = sortedKeys(caps.GetCapabilities())
+	if err := supported("Channel", b.capabilities.Channel, channelCapabilities); err != nil {
+		return false, err
+	}
+	orgEndpoints = hasAny(b.capabilities.Channel, orgEndpointsCapabilities)
+	switch {
+	case hashing.GetName() != "SHA256":
+		return false, fmt.Errorf("unknown hashing algorithm type: %q, want SHA256", hashing.GetName())
+	case width.GetWidth() != math.MaxUint32:
+		return false, fmt.Errorf("BlockDataHashStructure width %d, only MaxUint32 is supported", width.GetWidth())
+	case !orgEndpoints && len(addrs.GetAddresses()) == 0:
+		return false, fmt.Errorf("must set some OrdererAddresses")
+	case len(orderers.GetConsenterMapping()) > 0:
+		return false, fmt.Errorf("value %s/%s (BFT consenters) is not supported", path, OrderersKey)
+	}
+	b.ordererAddresses = addrs.GetAddresses()
+	b.consortium = cons.GetName()
+	return orgEndpoints, nil
+}
+
+// parseApplication reads the Application group's values, at path, into b
+// and checks them against the capabilities: the orderer's must be set
+// before the application's, and ACLs need an application capability that
+// allows them. It must run after parseOrderer.
+func (b *Bundle) parseApplication(ag *cb.ConfigGroup, path string) error {
+	var (
+		acls pb.ACLs
+		caps cb.Capabilities
+	)
+	if err := decodeValues(ag, path, map[string]proto.Message{ACLsKey: &acls, CapabilitiesKey: &caps}); err != nil {
+		return err
+	}
+	b.capabilities.Application = sortedKeys(caps.GetCapabilities())
+	if len(b.capabilities.Orderer) == 0 && len(b.capabilities.Application) > 0 {
+		return fmt.Errorf("cannot enable application capabilities without orderer support first")
+	}
+	if _, ok := ag.GetValues()[ACLsKey]; ok && !hasAny(b.capabilities.Application, aclCapabilities) {
+		return fmt.Errorf("ACLs may not be specified without the required capability")
+	}
+	return nil
+}
+
+// orgGroups returns the organisations of group g, named parent, by name.
+func orgGroups(parent string, g *cb.ConfigGroup) []orgGroup {
+	var orgs []orgGroup
+	for _, name := range sortedKeys(g.GetGroups()) {
+		orgs = append(orgs, orgGroup{parent, name, g.GetGroups()[name]})
+	}
+	return orgs
+}
+
+// parseOrgs reads the organisations into b.orgs, in order, and returns
+// their MSPs, built with o's MSP options, each MSP ID once: an MSP ID may
+// be defined again only identically. channelPath and orgEndpoints are as
+// for parseOrg.
+func (b *Bundle) parseOrgs(orgs []orgGroup, channelPath string, orgEndpoints bool, o options) ([]*msp.MSP, error) {
 	defined := make(map[string]*mspb.FabricMSPConfig)
 	var msps []*msp.MSP
-	for _, x := range orgGroups {
-		org, fc, err := parseOrg(x, path, orgEndpoints)
+	for _, x := range orgs {
+		org, fc, err := parseOrg(x, channelPath, orgEndpoints)
 		if err != nil {
 			return nil, err
 		}

@@ -108,49 +108,86 @@ func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
 		valid:     newBoundedCache[*validation](o.cacheSize),
 		cacheSize: o.cacheSize,
 	}
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("msp %s: "+format, append([]any{m.id}, args...)...)
+	// In this order: the later steps check certificates against the CAs.
+	for _, load := range []func(*ccpb.MSPConfig) error{
+		m.loadCAs, m.loadAdmins, m.loadCRLs, m.checkTLSCerts, m.loadOUs, m.loadNodeOUs,
+	} {
+		if err := load(cfg); err != nil {
+			return nil, err
+		}
 	}
+	return m, nil
+}
+
+// errorf returns an error that names the MSP, then says what is wrong as
+// format and args do.
+func (m *MSP) errorf(format string, args ...any) error {
+	return fmt.Errorf("msp %s: "+format, append([]any{m.id}, args...)...)
+}
+
+// loadCAs loads cfg's root CAs, at least one, and its intermediate CAs,
+// each of which must chain to a root.
+func (m *MSP) loadCAs(cfg *ccpb.MSPConfig) error {
 	if len(cfg.GetRootCerts()) == 0 {
-		return nil, fail("%w: no root certificate", ErrMalformed)
+		return m.errorf("%w: no root certificate", ErrMalformed)
 	}
-	for i, b := range cfg.GetRootCerts() {
-		c, err := parseCertificatePEM(b)
-		if err != nil {
-			return nil, fail("root certificate %d: %w", i, err)
-		}
-		if !c.IsCA {
-			return nil, fail("%w: root certificate %q is not a CA", ErrMalformed, c.Subject.CommonName)
-		}
-		m.roots = append(m.roots, c)
+	var err error
+	if m.roots, err = m.parseCAs("root", cfg.GetRootCerts()); err != nil {
+		return err
+	}
+	for _, c := range m.roots {
 		m.rootPool.AddCert(c)
 	}
-	for i, b := range cfg.GetIntermediateCerts() {
-		c, err := parseCertificatePEM(b)
-		if err != nil {
-			return nil, fail("intermediate certificate %d: %w", i, err)
-		}
-		if !c.IsCA {
-			return nil, fail("%w: intermediate certificate %q is not a CA", ErrMalformed, c.Subject.CommonName)
-		}
-		m.intermediates = append(m.intermediates, c)
+	if m.intermediates, err = m.parseCAs("intermediate", cfg.GetIntermediateCerts()); err != nil {
+		return err
+	}
+	for _, c := range m.intermediates {
 		m.interPool.AddCert(c)
 	}
 	for _, c := range m.intermediates {
 		if _, err := m.chain(c, c.NotBefore.Add(time.Second)); err != nil {
-			return nil, fail("intermediate certificate %q: %w", c.Subject.CommonName, err)
+			return m.errorf("intermediate certificate %q: %w", c.Subject.CommonName, err)
 		}
 	}
+	return nil
+}
+
+// parseCAs parses the PEM certificates of kind ("root" or "intermediate")
+// CAs, each of which must be a CA certificate.
+func (m *MSP) parseCAs(kind string, pems [][]byte) ([]*x509.Certificate, error) {
+	var cas []*x509.Certificate
+	for i, b := range pems {
+		c, err := parseCertificatePEM(b)
+		if err != nil {
+			return nil, m.errorf("%s certificate %d: %w", kind, i, err)
+		}
+		if !c.IsCA {
+			return nil, m.errorf("%w: %s certificate %q is not a CA", ErrMalformed, kind, c.Subject.CommonName)
+		}
+		cas = append(cas, c)
+	}
+	return cas, nil
+}
+
+// loadAdmins loads cfg's administrator certificates, each of which must
+// chain to a root. It must run after loadCAs.
+func (m *MSP) loadAdmins(cfg *ccpb.MSPConfig) error {
 	for i, b := range cfg.GetAdmins() {
 		c, err := parseCertificatePEM(b)
 		if err != nil {
-			return nil, fail("admin certificate %d: %w", i, err)
+			return m.errorf("admin certificate %d: %w", i, err)
 		}
 		if _, err := m.chain(c, c.NotBefore.Add(time.Second)); err != nil {
-			return nil, fail("admin certificate %q: %w", c.Subject.CommonName, err)
+			return m.errorf("admin certificate %q: %w", c.Subject.CommonName, err)
 		}
 		m.admins = append(m.admins, c)
 	}
+	return nil
+}
+
+// loadCRLs loads cfg's revocation lists, PEM or DER, each of which must be
+// signed by a CA of the MSP. It must run after loadCAs.
+func (m *MSP) loadCRLs(cfg *ccpb.MSPConfig) error {
 	for i, b := range cfg.GetRevocationList() {
 		der := b
 		if block, _ := pem.Decode(b); block != nil {
@@ -158,69 +195,91 @@ func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
 		}
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			return nil, fail("%w: CRL %d: %w", ErrMalformed, i, err)
+			return m.errorf("%w: CRL %d: %w", ErrMalformed, i, err)
 		}
 		if m.crlIssuer(crl) == nil {
-			return nil, fail("%w: CRL %d is not signed by a CA of the MSP", ErrMalformed, i)
+			return m.errorf("%w: CRL %d is not signed by a CA of the MSP", ErrMalformed, i)
 		}
 		m.crls = append(m.crls, crl)
 	}
+	return nil
+}
+
+// checkTLSCerts checks that cfg's TLS root and intermediate certificates,
+// which the MSP does not use, parse.
+func (m *MSP) checkTLSCerts(cfg *ccpb.MSPConfig) error {
 	for i, b := range append(slices.Clone(cfg.GetTlsRootCerts()), cfg.GetTlsIntermediateCerts()...) {
 		if _, err := parseCertificatePEM(b); err != nil {
-			return nil, fail("TLS certificate %d: %w", i, err)
+			return m.errorf("TLS certificate %d: %w", i, err)
 		}
 	}
+	return nil
+}
+
+// loadOUs loads cfg's organisational unit identifiers, each of which must
+// name an OU and carry the certificate of a CA of the MSP, bound to that
+// CA's chain. It must run after loadCAs.
+func (m *MSP) loadOUs(cfg *ccpb.MSPConfig) error {
 	for i, x := range cfg.GetOrganizationalUnitIdentifiers() {
 		if x.GetOrganizationalUnitIdentifier() == "" {
-			return nil, fail("%w: organisational unit identifier %d names no OU", ErrMalformed, i)
+			return m.errorf("%w: organisational unit identifier %d names no OU", ErrMalformed, i)
 		}
 		if len(x.GetCertificate()) == 0 {
-			return nil, fail("%w: organisational unit %q has no certificate", ErrMalformed, x.GetOrganizationalUnitIdentifier())
+			return m.errorf("%w: organisational unit %q has no certificate", ErrMalformed, x.GetOrganizationalUnitIdentifier())
 		}
 		c, err := parseCertificatePEM(x.GetCertificate())
 		if err != nil {
-			return nil, fail("organisational unit %q certificate: %w", x.GetOrganizationalUnitIdentifier(), err)
+			return m.errorf("organisational unit %q certificate: %w", x.GetOrganizationalUnitIdentifier(), err)
 		}
 		if !m.isCA(c) {
-			return nil, fail("%w: organisational unit %q certificate is not a CA of the MSP", ErrMalformed, x.GetOrganizationalUnitIdentifier())
+			return m.errorf("%w: organisational unit %q certificate is not a CA of the MSP", ErrMalformed, x.GetOrganizationalUnitIdentifier())
 		}
 		chain, err := m.chain(c, c.NotBefore.Add(time.Second))
 		if err != nil {
-			return nil, fail("organisational unit %q certificate: %w", x.GetOrganizationalUnitIdentifier(), err)
+			return m.errorf("organisational unit %q certificate: %w", x.GetOrganizationalUnitIdentifier(), err)
 		}
 		// The CA's chain, itself first: what an identity it issued has
 		// above its leaf.
 		m.ous = append(m.ous, orgUnit{ou: x.GetOrganizationalUnitIdentifier(), certifiers: chainID(chain)})
 	}
-	if n := cfg.GetFabricNodeOus(); n.GetEnable() {
-		m.nodeOUs = new(nodeOUs)
-		for _, x := range []struct {
-			dst **ouIdentifier
-			src *ccpb.FabricOUIdentifier
-		}{
-			{&m.nodeOUs.client, n.GetClientOuIdentifier()},
-			{&m.nodeOUs.peer, n.GetPeerOuIdentifier()},
-			{&m.nodeOUs.admin, n.GetAdminOuIdentifier()},
-			{&m.nodeOUs.orderer, n.GetOrdererOuIdentifier()},
-		} {
-			if x.src.GetOrganizationalUnitIdentifier() == "" {
-				continue
-			}
-			oi := &ouIdentifier{ou: x.src.GetOrganizationalUnitIdentifier()}
-			if len(x.src.GetCertificate()) > 0 {
-				c, err := parseCertificatePEM(x.src.GetCertificate())
-				if err != nil {
-					return nil, fail("NodeOU %q certificate: %w", oi.ou, err)
-				}
-				if !m.isCA(c) {
-					return nil, fail("%w: NodeOU %q certificate is not a CA of the MSP", ErrMalformed, oi.ou)
-				}
-				oi.cert = c
-			}
-			*x.dst = oi
-		}
+	return nil
+}
+
+// loadNodeOUs loads cfg's NodeOU classification, if enabled: each role's
+// OU, if named, with its certificate, if any, which must be a CA of the
+// MSP. It must run after loadCAs.
+func (m *MSP) loadNodeOUs(cfg *ccpb.MSPConfig) error {
+	n := cfg.GetFabricNodeOus()
+	if !n.GetEnable() {
+		return nil
 	}
-	return m, nil
+	m.nodeOUs = new(nodeOUs)
+	for _, x := range []struct {
+		dst **ouIdentifier
+		src *ccpb.FabricOUIdentifier
+	}{
+		{&m.nodeOUs.client, n.GetClientOuIdentifier()},
+		{&m.nodeOUs.peer, n.GetPeerOuIdentifier()},
+		{&m.nodeOUs.admin, n.GetAdminOuIdentifier()},
+		{&m.nodeOUs.orderer, n.GetOrdererOuIdentifier()},
+	} {
+		if x.src.GetOrganizationalUnitIdentifier() == "" {
+			continue
+		}
+		oi := &ouIdentifier{ou: x.src.GetOrganizationalUnitIdentifier()}
+		if len(x.src.GetCertificate()) > 0 {
+			c, err := parseCertificatePEM(x.src.GetCertificate())
+			if err != nil {
+				return m.errorf("NodeOU %q certificate: %w", oi.ou, err)
+			}
+			if !m.isCA(c) {
+				return m.errorf("%w: NodeOU %q certificate is not a CA of the MSP", ErrMalformed, oi.ou)
+			}
+			oi.cert = c
+		}
+		*x.dst = oi
+	}
+	return nil
 }
 
 // ID returns the MSP ID.

@@ -74,7 +74,29 @@ func CheckAgreement(ledgers []NodeLedger, sent map[string]bool) (*Agreement, err
 	if len(ledgers) == 0 {
 		return nil, errors.New("consensustest: CheckAgreement: no ledger")
 	}
-	a := &Agreement{}
+	tips, err := readTips(ledgers)
+	if err != nil {
+		return nil, err
+	}
+	ref := ledgers[0]
+	a := &Agreement{Height: ref.Ledger.Height(), Tips: tips}
+	count, err := countTransactions(ref, a.Height)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range count {
+		a.Transactions += c
+	}
+	errs := compareWithFirst(ledgers)
+	a.tally(sent, count)
+	errs = append(errs, a.exactlyOnceErrors(ref.Node)...)
+	return a, errors.Join(errs...)
+}
+
+// readTips returns the last block of every ledger, in order. It fails when
+// a ledger is nil or its last block cannot be read.
+func readTips(ledgers []NodeLedger) ([]Tip, error) {
+	tips := make([]Tip, 0, len(ledgers))
 	for _, nl := range ledgers {
 		if nl.Ledger == nil {
 			return nil, fmt.Errorf("consensustest: %s: no ledger (closed?)", nl.Node)
@@ -87,36 +109,51 @@ func CheckAgreement(ledgers []NodeLedger, sent map[string]bool) (*Agreement, err
 			}
 			t.Number, t.HeaderHash = b.GetHeader().GetNumber(), protoutil.HeaderHash(b.GetHeader())
 		}
-		a.Tips = append(a.Tips, t)
+		tips = append(tips, t)
 	}
-	ref := ledgers[0]
-	a.Height = ref.Ledger.Height()
-	count := make(map[string]int, len(sent))
-	for n := uint64(1); n < a.Height; n++ {
-		b, err := ref.Ledger.Block(n)
-		if err != nil {
-			return nil, fmt.Errorf("consensustest: %s: %w", ref.Node, err)
-		}
-		err = eachTransaction(b, func(id string) {
-			count[id]++
-			a.Transactions++
-		})
-		if err != nil {
-			return nil, fmt.Errorf("consensustest: %s block %d: %w", ref.Node, n, err)
-		}
-	}
+	return tips, nil
+}
 
+// countTransactions returns how many times each transaction ID is in the
+// blocks of nl below height, the genesis block and CONFIG envelopes left
+// out.
+func countTransactions(nl NodeLedger, height uint64) (map[string]int, error) {
+	count := make(map[string]int)
+	for n := uint64(1); n < height; n++ {
+		b, err := nl.Ledger.Block(n)
+		if err != nil {
+			return nil, fmt.Errorf("consensustest: %s: %w", nl.Node, err)
+		}
+		if err := eachTransaction(b, func(id string) { count[id]++ }); err != nil {
+			return nil, fmt.Errorf("consensustest: %s block %d: %w", nl.Node, n, err)
+		}
+	}
+	return count, nil
+}
+
+// compareWithFirst compares every ledger with the first (height, then
+// CompareLedgers) and returns an error wrapping ErrLedgersDiffer for each
+// that differs.
+func compareWithFirst(ledgers []NodeLedger) []error {
+	ref := ledgers[0]
+	height := ref.Ledger.Height()
 	var errs []error
 	for _, nl := range ledgers[1:] {
-		if nl.Ledger.Height() != a.Height {
-			errs = append(errs, fmt.Errorf("%w: %s has %d blocks, %s has %d", ErrLedgersDiffer, ref.Node, a.Height, nl.Node, nl.Ledger.Height()))
+		if nl.Ledger.Height() != height {
+			errs = append(errs, fmt.Errorf("%w: %s has %d blocks, %s has %d", ErrLedgersDiffer, ref.Node, height, nl.Node, nl.Ledger.Height()))
 			continue
 		}
 		if err := CompareLedgers(ref.Ledger, nl.Ledger); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s and %s: %w", ErrLedgersDiffer, ref.Node, nl.Node, err))
 		}
 	}
+	return errs
+}
 
+// tally sets a's counts of the transactions sent and its sorted Missing,
+// Duplicated and Unknown lists from sent and count, the number of times
+// each transaction ID is in the blocks.
+func (a *Agreement) tally(sent map[string]bool, count map[string]int) {
 	for id, acked := range sent {
 		c := count[id]
 		switch {
@@ -142,16 +179,23 @@ func CheckAgreement(ledgers []NodeLedger, sent map[string]bool) (*Agreement, err
 	slices.Sort(a.Missing)
 	slices.Sort(a.Duplicated)
 	slices.Sort(a.Unknown)
+}
+
+// exactlyOnceErrors returns an error wrapping ErrNotExactlyOnce for each of
+// a's non-empty Missing, Duplicated and Unknown lists, naming node, the
+// ledger they were counted in.
+func (a *Agreement) exactlyOnceErrors(node string) []error {
+	var errs []error
 	if len(a.Missing) > 0 {
-		errs = append(errs, fmt.Errorf("%w: %d acknowledged envelopes missing from the blocks of %s, e.g. tx %s", ErrNotExactlyOnce, len(a.Missing), ref.Node, a.Missing[0]))
+		errs = append(errs, fmt.Errorf("%w: %d acknowledged envelopes missing from the blocks of %s, e.g. tx %s", ErrNotExactlyOnce, len(a.Missing), node, a.Missing[0]))
 	}
 	if len(a.Duplicated) > 0 {
-		errs = append(errs, fmt.Errorf("%w: %d envelopes in more than one place in %s, e.g. tx %s", ErrNotExactlyOnce, len(a.Duplicated), ref.Node, a.Duplicated[0]))
+		errs = append(errs, fmt.Errorf("%w: %d envelopes in more than one place in %s, e.g. tx %s", ErrNotExactlyOnce, len(a.Duplicated), node, a.Duplicated[0]))
 	}
 	if len(a.Unknown) > 0 {
-		errs = append(errs, fmt.Errorf("%w: %d transactions in the blocks of %s that no client sent, e.g. tx %s", ErrNotExactlyOnce, len(a.Unknown), ref.Node, a.Unknown[0]))
+		errs = append(errs, fmt.Errorf("%w: %d transactions in the blocks of %s that no client sent, e.g. tx %s", ErrNotExactlyOnce, len(a.Unknown), node, a.Unknown[0]))
 	}
-	return a, errors.Join(errs...)
+	return errs
 }
 
 // CheckAgreement checks channel's ledgers of every node whose ledger is

@@ -264,6 +264,32 @@ type Cluster struct {
 // pass consensus.WithTopicSettings through WithConsenterOpts when a few
 // seeds stand for a larger Kafka.
 func NewCluster(brokers []string, opts ...ClusterOption) (*Cluster, error) {
+	cfg, err := newClusterConfig(brokers, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{brokers: slices.Clone(brokers), cfg: cfg, genesis: make(map[string]*cb.Block)}
+	signers, err := c.issueIdentities()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.addChannels(); err != nil {
+		return nil, err
+	}
+	for i := range cfg.nodes {
+		if err := c.addNode(i, signers[i]); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// newClusterConfig applies opts over the defaults, validates the result
+// and fills in what the options left out: the default channel, the batch
+// byte limits, a logger of warnings and errors, and a generated
+// organisation.
+func newClusterConfig(brokers []string, opts []ClusterOption) (clusterConfig, error) {
 	cfg := clusterConfig{nodes: DefaultNodes, name: DefaultNodeName, batchSize: DefaultBatchSize, batchTimeout: DefaultBatchTimeout}
 	for _, o := range opts {
 		o(&cfg)
@@ -275,7 +301,7 @@ func NewCluster(brokers []string, opts ...ClusterOption) (*Cluster, error) {
 		cfg.absoluteMax = DefaultAbsoluteMaxBytes
 	}
 	if err := cfg.validate(brokers); err != nil {
-		return nil, err
+		return clusterConfig{}, err
 	}
 	if cfg.preferredMax == 0 {
 		cfg.preferredMax = cfg.absoluteMax / 2
@@ -286,69 +312,82 @@ func NewCluster(brokers []string, opts ...ClusterOption) (*Cluster, error) {
 	if cfg.org == nil {
 		org, err := msptest.NewCA(DefaultOrg)
 		if err != nil {
-			return nil, err
+			return clusterConfig{}, err
 		}
 		cfg.org = org
 	}
 	if cfg.ordererOrg == nil {
 		cfg.ordererOrg = cfg.org
 	}
+	return cfg, nil
+}
 
-	c := &Cluster{brokers: slices.Clone(brokers), cfg: cfg, genesis: make(map[string]*cb.Block)}
+// issueIdentities issues the cluster's client and administrator from its
+// organisation and returns one identity per node, issued by the orderer
+// organisation.
+func (c *Cluster) issueIdentities() ([]*msptest.Identity, error) {
 	var err error
-	if c.client, err = cfg.org.Issue("client", msptest.WithOU(msptest.OUClient)); err != nil {
+	if c.client, err = c.cfg.org.Issue("client", msptest.WithOU(msptest.OUClient)); err != nil {
 		return nil, err
 	}
-	if c.admin, err = cfg.org.Issue("admin", msptest.WithOU(msptest.OUAdmin), msptest.ListedAdmin()); err != nil {
+	if c.admin, err = c.cfg.org.Issue("admin", msptest.WithOU(msptest.OUAdmin), msptest.ListedAdmin()); err != nil {
 		return nil, err
 	}
-	signers := make([]*msptest.Identity, cfg.nodes)
+	signers := make([]*msptest.Identity, c.cfg.nodes)
 	for i := range signers {
-		if signers[i], err = cfg.ordererOrg.Issue(nodeName(cfg.name, i), msptest.WithOU(msptest.OUOrderer)); err != nil {
+		if signers[i], err = c.cfg.ordererOrg.Issue(nodeName(c.cfg.name, i), msptest.WithOU(msptest.OUOrderer)); err != nil {
 			return nil, err
 		}
 	}
-	for _, spec := range cfg.channels {
+	return signers, nil
+}
+
+// addChannels records the cluster's channels and their genesis blocks,
+// generating those the options did not give.
+func (c *Cluster) addChannels() error {
+	for _, spec := range c.cfg.channels {
 		g := spec.genesis
 		if g == nil {
-			g, err = msptest.GenesisBlock(spec.name, []*msptest.CA{cfg.org},
-				msptest.WithOrdererOrgs(cfg.ordererOrg),
-				msptest.WithBatchSize(cfg.batchSize, cfg.absoluteMax, cfg.preferredMax),
-				msptest.WithBatchTimeout(cfg.batchTimeout),
-				msptest.WithKafkaBrokers(brokers...))
+			var err error
+			g, err = msptest.GenesisBlock(spec.name, []*msptest.CA{c.cfg.org},
+				msptest.WithOrdererOrgs(c.cfg.ordererOrg),
+				msptest.WithBatchSize(c.cfg.batchSize, c.cfg.absoluteMax, c.cfg.preferredMax),
+				msptest.WithBatchTimeout(c.cfg.batchTimeout),
+				msptest.WithKafkaBrokers(c.brokers...))
 			if err != nil {
-				return nil, fmt.Errorf("consensustest: genesis block of %s: %w", spec.name, err)
+				return fmt.Errorf("consensustest: genesis block of %s: %w", spec.name, err)
 			}
 		}
 		c.channels = append(c.channels, spec.name)
 		c.genesis[spec.name] = g
 	}
-	for i := range cfg.nodes {
-		n := &Node{c: c, id: i, name: nodeName(cfg.name, i), signer: signers[i],
-			ledgers: make(map[string]ledger.Ledger), chains: make(map[string]*consensus.Chain)}
-		if cfg.unsigned {
-			n.signer = nil
-		}
-		c.nodes = append(c.nodes, n)
-		if cfg.ledgers != nil {
-			for _, ch := range c.channels {
-				l, err := cfg.ledgers(i, ch)
-				if err == nil && l == nil {
-					err = errors.New("nil ledger")
-				}
-				if err != nil {
-					c.Close()
-					return nil, fmt.Errorf("consensustest: %s, channel %s: WithLedgers: %w", n, ch, err)
-				}
-				n.ledgers[ch] = l
+	return nil
+}
+
+// addNode appends node i, which signs its blocks with signer unless
+// WithUnsignedBlocks, opens its ledgers if WithLedgers gives them, and
+// creates its chains. On error the caller closes the cluster, the node
+// included.
+func (c *Cluster) addNode(i int, signer *msptest.Identity) error {
+	n := &Node{c: c, id: i, name: nodeName(c.cfg.name, i), signer: signer,
+		ledgers: make(map[string]ledger.Ledger), chains: make(map[string]*consensus.Chain)}
+	if c.cfg.unsigned {
+		n.signer = nil
+	}
+	c.nodes = append(c.nodes, n)
+	if c.cfg.ledgers != nil {
+		for _, ch := range c.channels {
+			l, err := c.cfg.ledgers(i, ch)
+			if err == nil && l == nil {
+				err = errors.New("nil ledger")
 			}
-		}
-		if err := n.build(); err != nil {
-			c.Close()
-			return nil, err
+			if err != nil {
+				return fmt.Errorf("consensustest: %s, channel %s: WithLedgers: %w", n, ch, err)
+			}
+			n.ledgers[ch] = l
 		}
 	}
-	return c, nil
+	return n.build()
 }
 
 func nodeName(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, i) }

@@ -48,44 +48,14 @@ func generateLoad(ctx context.Context, cfg config, net *network, prog *progress)
 	defer cancel(nil)
 
 	var (
-		claimed   atomic.Int64 // envelopes taken by a client
 		done      atomic.Int64 // envelopes whose Order returned
 		failovers atomic.Int64
 		halfway   = make(chan struct{})
-		restartAt = max(1, int64(cfg.envelopes)/2)
 	)
 	prog.begin(&done, net.nodes[0].height)
 
-	clients := make([]*client, cfg.clients)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range clients {
-		c := &client{
-			nodes:     net.nodes,
-			home:      i % len(net.nodes),
-			channel:   net.channel,
-			cluster:   net.cluster,
-			data:      make([]byte, cfg.size),
-			sent:      make(map[string]bool),
-			failovers: &failovers,
-		}
-		clients[i] = c
-		wg.Go(func() {
-			for {
-				if claimed.Add(1) > int64(cfg.envelopes) {
-					return
-				}
-				if err := c.orderOne(ctx); err != nil {
-					cancel(err)
-					return
-				}
-				if done.Add(1) == restartAt {
-					close(halfway)
-				}
-			}
-		})
-	}
-
+	clients := newClients(cfg, net, &failovers)
 	var res loadResult
 	var restartErr error
 	var rwg sync.WaitGroup
@@ -98,7 +68,7 @@ func generateLoad(ctx context.Context, cfg config, net *network, prog *progress)
 			}
 		})
 	}
-	wg.Wait()
+	runClients(ctx, cancel, clients, cfg.envelopes, &done, halfway)
 	res.elapsed = time.Since(start)
 	rwg.Wait()
 	if ctx.Err() != nil {
@@ -108,21 +78,73 @@ func generateLoad(ctx context.Context, cfg config, net *network, prog *progress)
 		return nil, restartErr
 	}
 
-	res.sent = make(map[string]bool, cfg.envelopes)
-	for _, c := range clients {
-		for id, acked := range c.sent {
-			res.sent[id] = acked
-		}
-		res.latencies = append(res.latencies, c.latencies...)
-	}
-	slices.Sort(res.latencies)
+	res.sent, res.latencies = merge(clients, cfg.envelopes)
 	res.failovers = failovers.Load()
-
 	if err := waitCommitted(ctx, net, res.sent, cfg.batchTimeout); err != nil {
 		return nil, err
 	}
 	res.committed = time.Since(start)
 	return &res, nil
+}
+
+// newClients returns cfg.clients clients of net, client i at home on node
+// i mod nodes, each with a payload buffer of cfg.size bytes, counting
+// their failovers in failovers.
+func newClients(cfg config, net *network, failovers *atomic.Int64) []*client {
+	clients := make([]*client, cfg.clients)
+	for i := range clients {
+		clients[i] = &client{
+			nodes:     net.nodes,
+			home:      i % len(net.nodes),
+			channel:   net.channel,
+			cluster:   net.cluster,
+			data:      make([]byte, cfg.size),
+			sent:      make(map[string]bool),
+			failovers: failovers,
+		}
+	}
+	return clients
+}
+
+// runClients has the clients order n envelopes between them, concurrently,
+// each taking the next until all are taken, and returns when every client
+// has stopped. The first error of a client cancels ctx with that error as
+// its cause. done counts the envelopes whose Order returned; halfway is
+// closed when it reaches half of n.
+func runClients(ctx context.Context, cancel context.CancelCauseFunc, clients []*client, n int, done *atomic.Int64, halfway chan<- struct{}) {
+	var claimed atomic.Int64 // envelopes taken by a client
+	restartAt := max(1, int64(n)/2)
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() {
+			for claimed.Add(1) <= int64(n) {
+				if err := c.orderOne(ctx); err != nil {
+					cancel(err)
+					return
+				}
+				if done.Add(1) == restartAt {
+					close(halfway)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// merge returns what the clients sent, by transaction ID, and the
+// latencies of their acknowledged envelopes, sorted; n, the number of
+// envelopes ordered, sizes the map.
+func merge(clients []*client, n int) (map[string]bool, []time.Duration) {
+	sent := make(map[string]bool, n)
+	var latencies []time.Duration
+	for _, c := range clients {
+		for id, acked := range c.sent {
+			sent[id] = acked
+		}
+		latencies = append(latencies, c.latencies...)
+	}
+	slices.Sort(latencies)
+	return sent, latencies
 }
 
 // interrupted returns why ctx ended: a client's error, or the interrupt.

@@ -42,7 +42,6 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
-	"github.com/kafkaconsensus/kafkaconsensus/ledger"
 	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
@@ -233,12 +232,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 		return nil, err
 	}
 	h = &Harness{k: k}
-	// Both topics replicated as DefaultTopicSettings asks, or on every
-	// broker of a smaller cluster.
-	topic := consensus.DefaultTopicSettings()
-	if b := int16(len(k.Addrs())); b < topic.ReplicationFactor {
-		topic.ReplicationFactor, topic.MinInsyncReplicas = b, min(topic.MinInsyncReplicas, int(b))
-	}
+	topic := topicSettings(len(k.Addrs()))
 	started := false
 	defer func() {
 		if !started {
@@ -246,6 +240,39 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			h = nil
 		}
 	}()
+	if err := h.startCluster(ctx, cfg, topic); err != nil {
+		return h, err
+	}
+	h.countLedgers()
+	if err := h.buildEnvelopes(cfg, h.cluster.Client()); err != nil {
+		return h, err
+	}
+	if err := h.startRaw(ctx, cfg, topic); err != nil {
+		return h, err
+	}
+	if err := h.warmUp(ctx); err != nil {
+		return h, err
+	}
+	started = true
+	return h, nil
+}
+
+// topicSettings returns the settings of both sides' topics on a Kafka of
+// brokers brokers: replicated as DefaultTopicSettings asks, or on every
+// broker of a smaller cluster.
+func topicSettings(brokers int) consensus.TopicSettings {
+	topic := consensus.DefaultTopicSettings()
+	if b := int16(brokers); b < topic.ReplicationFactor {
+		topic.ReplicationFactor, topic.MinInsyncReplicas = b, min(topic.MinInsyncReplicas, int(b))
+	}
+	return topic
+}
+
+// startCluster creates the cluster cfg describes, its chains' topics with
+// the given settings, on h's Kafka (and the temporary directory of its
+// ledgers with LedgerFile), starts it and waits until every chain is
+// ready.
+func (h *Harness) startCluster(ctx context.Context, cfg Config, topic consensus.TopicSettings) error {
 	copts := []consensustest.ClusterOption{
 		consensustest.WithNodes(cfg.Nodes),
 		consensustest.WithChannels(channelID),
@@ -266,32 +293,36 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	if cfg.ValidateAll {
 		copts = append(copts, consensustest.WithConsenterOpts(consensus.WithEnvelopeValidation()))
 	}
+	var err error
 	if cfg.Ledger == LedgerFile {
 		if h.ledgerDir, err = os.MkdirTemp("", "chainbench-"); err != nil {
-			return h, err
+			return err
 		}
 		copts = append(copts, consensustest.WithFileLedgers(h.ledgerDir))
 	}
-	if h.cluster, err = consensustest.NewCluster(k.Addrs(), copts...); err != nil {
-		return h, err
+	if h.cluster, err = consensustest.NewCluster(h.k.Addrs(), copts...); err != nil {
+		return err
 	}
 	if err := h.cluster.Start(ctx); err != nil {
-		return h, err
+		return err
 	}
 	if err := h.cluster.WaitReady(ctx); err != nil {
-		return h, err
+		return err
 	}
-	var ledgers []ledger.Reader
 	for i := range h.cluster.Len() {
-		n := h.cluster.Node(i)
-		h.chains = append(h.chains, n.Chain(channelID))
-		ledgers = append(ledgers, n.Ledger(channelID))
+		h.chains = append(h.chains, h.cluster.Node(i).Chain(channelID))
 	}
-	// Each node's envelopes are counted as a reader of its ledger sees
-	// them, as the raw side counts what each consumer fetched.
+	return nil
+}
+
+// countLedgers counts each node's envelopes as a reader of its ledger sees
+// them, as the raw side counts what each consumer fetched: one goroutine
+// per node, until Close.
+func (h *Harness) countLedgers() {
 	sctx, stopSeen := context.WithCancel(context.Background())
 	h.stopSeen = stopSeen
-	for _, l := range ledgers {
+	for i := range h.cluster.Len() {
+		l := h.cluster.Node(i).Ledger(channelID)
 		c := newCounter()
 		h.seen = append(h.seen, c)
 		h.rawWG.Add(1)
@@ -308,16 +339,16 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			}
 		}()
 	}
+}
 
-	if err := h.buildEnvelopes(cfg, h.cluster.Client()); err != nil {
-		return h, err
-	}
-
-	// Raw side: the chain's kgo settings, those the cluster gives its
-	// nodes included, one client per node.
+// startRaw starts the raw side: one kgo client per node with the chain's
+// settings, those the cluster gives its nodes included, the raw topic with
+// the given settings, and each client's consumer of it, paused until a
+// raw round.
+func (h *Harness) startRaw(ctx context.Context, cfg Config, topic consensus.TopicSettings) error {
 	for i := range cfg.Nodes {
 		cl, err := kgo.NewClient(append(consensustest.FastKgoOpts(),
-			kgo.SeedBrokers(k.Addrs()...),
+			kgo.SeedBrokers(h.k.Addrs()...),
 			kgo.ClientID(fmt.Sprintf("raw%d", i)),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -326,13 +357,13 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			kgo.FetchMaxWait(250*time.Millisecond),
 		)...)
 		if err != nil {
-			return h, err
+			return err
 		}
 		h.raw = append(h.raw, cl)
 		h.rawSeen = append(h.rawSeen, newCounter())
 	}
 	if _, err := consensus.EnsureTopic(ctx, kadm.NewClient(h.raw[0]), rawTopic, topic); err != nil {
-		return h, err
+		return err
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	h.rawStop = stop
@@ -352,18 +383,21 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			}
 		}()
 	}
+	return nil
+}
 
-	// Warm up both sides: connections, producer IDs, metadata.
+// warmUp runs a round of each side, so that connections, producer IDs
+// and metadata are in place before measuring, then collects the garbage.
+func (h *Harness) warmUp(ctx context.Context) error {
 	warm := Run{Callers: warmUpCall}
 	if _, err := h.chainRound(ctx, warmUp, warm); err != nil {
-		return h, err
+		return err
 	}
 	if _, err := h.rawRound(ctx, warmUp, warm); err != nil {
-		return h, err
+		return err
 	}
 	runtime.GC()
-	started = true
-	return h, nil
+	return nil
 }
 
 // buildEnvelopes builds distinctTx envelopes of cfg.EnvSize bytes signed by

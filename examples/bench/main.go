@@ -75,6 +75,7 @@ var (
 	chart    = flag.String("chart", "", "write a chart of the results to this file (.svg or .png)")
 	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the chain alone to this file")
 	deadline = flag.Duration("deadline", 30*time.Minute, "give up after this long")
+	latencyN = flag.Int("ledger-latency", 50, "after the patterns, envelopes sent one at a time under light load to measure the time from acknowledgement to every node's ledger (0 skips it)")
 	channels = flag.Int("channels", 0, "measure one node serving this many channels instead of the patterns (see -busy)")
 	busy     = flag.Int("busy", 100, "with -channels: channels sharing the load, against one channel carrying it all")
 )
@@ -197,6 +198,11 @@ func run(out io.Writer) error {
 	}
 	if !*jsonOut {
 		if err := writeTable(out, recs); err != nil {
+			return err
+		}
+	}
+	if *latencyN > 0 {
+		if err := measureLedgerLatency(ctx, out, h, *latencyN); err != nil {
 			return err
 		}
 	}

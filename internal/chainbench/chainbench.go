@@ -720,3 +720,36 @@ func (h *Harness) rawRound(ctx context.Context, n int, r Run) ([]time.Duration, 
 	}
 	return lat, nil
 }
+
+// LedgerLatency measures, under light load, the time from Kafka's
+// acknowledgement of an envelope to its block being in every node's
+// ledger: n envelopes, one at a time on node 0, each sent gap after the
+// previous one reached every ledger (with a gap longer than the batch
+// timeout, each envelope starts a batch that the timer cuts). It returns
+// the median and 99th percentile.
+func (h *Harness) LedgerLatency(ctx context.Context, n int, gap time.Duration) (p50, p99 time.Duration, err error) {
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		base := make([]int64, len(h.seen))
+		for j, c := range h.seen {
+			base[j] = c.n.Load()
+		}
+		if err := h.chains[0].Order(ctx, h.envs[i%len(h.envs)], h.seq); err != nil {
+			return 0, 0, err
+		}
+		acked := time.Now()
+		for j, c := range h.seen {
+			if err := c.wait(ctx, base[j]+1); err != nil {
+				return 0, 0, fmt.Errorf("node %d: %w", j, err)
+			}
+		}
+		lat = append(lat, time.Since(acked))
+		select {
+		case <-time.After(gap):
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+	}
+	p50, p99 = percentiles(lat)
+	return p50, p99, nil
+}

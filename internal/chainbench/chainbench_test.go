@@ -67,4 +67,12 @@ func TestMeasureSmall(t *testing.T) {
 
 	_, err = h.Measure(ctx, Run{Total: 10})
 	assert.ErrorContains(t, err, "need callers, or at least one in flight")
+
+	// A lone envelope waits for the batch timer: never less than the
+	// timeout from acknowledgement to the ledger.
+	p50, p99, err := h.LedgerLatency(ctx, 3, 2*cfg.BatchTimeout)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, p50, cfg.BatchTimeout)
+	assert.GreaterOrEqual(t, p99, p50)
+	assert.Less(t, p50, cfg.BatchTimeout+time.Second)
 }

@@ -49,7 +49,10 @@ func (f *fakeChain) setConfig(cfg consensus.ChannelConfig) { f.config.Store(&cfg
 func (f *fakeChain) Config() consensus.ChannelConfig                { return *f.config.Load() }
 func (f *fakeChain) ProcessNormal(env *cb.Envelope) (uint64, error) { return 0, nil }
 func (f *fakeChain) ProcessConfig(env *cb.Envelope) (uint64, error) { return 0, nil }
-func (f *fakeChain) Errored() <-chan struct{}                       { return f.errored }
+func (f *fakeChain) ProcessConfigUpdate(env *cb.Envelope) (*cb.Envelope, uint64, error) {
+	return env, 0, nil
+}
+func (f *fakeChain) Errored() <-chan struct{} { return f.errored }
 
 func (f *fakeChain) OrderAsync(ctx context.Context, env *cb.Envelope, seq uint64, p consensus.Promise) {
 	select {

@@ -82,8 +82,12 @@ func (r *recordingChain) takeCalls() ([]string, []*cb.Envelope) {
 	return c, o
 }
 
-func (r *recordingChain) Config() consensus.ChannelConfig { return r.cfg }
-func (r *recordingChain) Errored() <-chan struct{}        { return nil }
+func (r *recordingChain) Config() consensus.ChannelConfig {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
+}
+func (r *recordingChain) Errored() <-chan struct{} { return nil }
 func (r *recordingChain) ProcessNormal(*cb.Envelope) (uint64, error) {
 	r.record("ProcessNormal")
 	return 0, nil

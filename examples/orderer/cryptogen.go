@@ -75,6 +75,7 @@ func runCryptogen(ctx context.Context, args []string, out io.Writer) error {
 //	tlsca/         the TLS CA's certificate and key
 //	msp/           the organisation's MSP (cacerts, tlscacerts, admincerts, config.yaml)
 //	users/admin/msp, users/userI/msp    signing identities (signcerts, keystore)
+//	users/admin/tls, users/userI/tls    client.crt, client.key, ca.crt for gRPC mutual TLS
 //	orderers/ordererI/msp               orderer signing identities
 //	orderers/ordererI/tls               server.crt, server.key, ca.crt for gRPC TLS
 //
@@ -116,14 +117,33 @@ func cryptogen(c cryptogenConfig) error {
 			w.file(filepath.Join(dir, "keystore", "priv_sk"), id.keyPEM)
 		}
 	}
-	writeMSP(filepath.Join(c.out, "msp"), nil)
-	writeMSP(filepath.Join(c.out, "users", "admin", "msp"), admin)
-	for i := 1; i <= c.users; i++ {
-		u, err := ca.issue(fmt.Sprintf("User%d@%s", i, c.domain), []string{ouClient}, c.validity, nil)
+	// writeClientTLS writes a TLS client certificate of the TLS CA.
+	writeClientTLS := func(dir, cn string) error {
+		t, err := tlsca.issue(cn, nil, c.validity, []string{})
 		if err != nil {
 			return err
 		}
-		writeMSP(filepath.Join(c.out, "users", fmt.Sprintf("user%d", i), "msp"), u)
+		w.file(filepath.Join(dir, "tls", "client.crt"), t.certPEM)
+		w.file(filepath.Join(dir, "tls", "client.key"), t.keyPEM)
+		w.file(filepath.Join(dir, "tls", "ca.crt"), tlsca.certPEM)
+		return nil
+	}
+	writeMSP(filepath.Join(c.out, "msp"), nil)
+	writeMSP(filepath.Join(c.out, "users", "admin", "msp"), admin)
+	if err := writeClientTLS(filepath.Join(c.out, "users", "admin"), "Admin@"+c.domain); err != nil {
+		return err
+	}
+	for i := 1; i <= c.users; i++ {
+		name := fmt.Sprintf("User%d@%s", i, c.domain)
+		u, err := ca.issue(name, []string{ouClient}, c.validity, nil)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(c.out, "users", fmt.Sprintf("user%d", i))
+		writeMSP(filepath.Join(dir, "msp"), u)
+		if err := writeClientTLS(dir, name); err != nil {
+			return err
+		}
 	}
 	for i := 0; i < c.orderers; i++ {
 		name := fmt.Sprintf("orderer%d.%s", i, c.domain)
@@ -204,8 +224,8 @@ func newCertAuthority(cn, org string) (*certAuthority, error) {
 	return &certAuthority{cert: cert, key: key, certPEM: pemBlock("CERTIFICATE", der), keyPEM: keyPEM}, nil
 }
 
-// issue returns a certificate for cn with the given OUs; with hosts it is a
-// TLS server and client certificate for them.
+// issue returns a certificate for cn with the given OUs; with hosts (none
+// for a client) it is a TLS server and client certificate for them.
 func (ca *certAuthority) issue(cn string, ous []string, validity time.Duration, hosts []string) (*issued, error) {
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn, Organization: ca.cert.Subject.Organization, OrganizationalUnit: ous},

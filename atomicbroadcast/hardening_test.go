@@ -657,3 +657,112 @@ func TestBroadcastThrottled(t *testing.T) {
 	_, ordered := rec.takeCalls()
 	require.Len(t, ordered, 3, "the throttled envelope was not ordered")
 }
+
+// silentChain accepts every envelope and never answers it.
+type silentChain struct {
+	recordingChain
+	mu       sync.Mutex
+	promises []consensus.Promise
+}
+
+func (s *silentChain) OrderAsync(_ context.Context, _ *cb.Envelope, _ uint64, p consensus.Promise) {
+	s.mu.Lock()
+	s.promises = append(s.promises, p)
+	s.mu.Unlock()
+}
+
+// TestBroadcastDisconnects checks that clients that go away in the middle
+// of their streams, with envelopes read and unanswered, leave no
+// goroutine behind and give their bytes back.
+func TestBroadcastDisconnects(t *testing.T) {
+	ch := &silentChain{}
+	srv, addr := serveWith(t, map[string]Channel{"ch": {Chain: ch, Ledger: ledger.NewMemory()}}, nil, nil, nil)
+	c := dial(t, addr)
+	// Connect before counting: the connection's goroutines stay.
+	_, err := ReadBlocks(context.Background(), c, unsignedSeek("none", &ab.SeekInfo{}), func(*cb.Block) error { return nil })
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i := range 300 {
+		ctx, cancel := context.WithCancel(context.Background())
+		stream, err := c.Broadcast(ctx)
+		require.NoError(t, err)
+		for range 1 + i%5 {
+			require.NoError(t, stream.Send(unsignedTx("ch", make([]byte, 100))))
+		}
+		if i%2 == 0 {
+			// Wait until the server has read them.
+			require.Eventually(t, func() bool { return srv.budget.inUse() > 0 }, 5*time.Second, time.Millisecond)
+		}
+		cancel()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.budget.inUse() != 0 || runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d bytes held, %d goroutines (%d before):\n%s", srv.budget.inUse(), runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	require.NotEmpty(t, ch.promises)
+	for _, p := range ch.promises {
+		p(nil) // late answers to streams gone
+	}
+}
+
+// TestBroadcastManyStreams checks that the default limits serve 1000
+// concurrent streams of 20 envelopes on one connection: the streams beyond
+// a connection's 256 wait on the client, and every envelope is ordered.
+func TestBroadcastManyStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20,000 envelopes")
+	}
+	rec := &recordingChain{}
+	channels := map[string]Channel{"ch": {Chain: rec, Ledger: ledger.NewMemory()}}
+	gopts, err := ServerOptions(GRPCLimits{MaxRecvMsgSize: 1 << 20})
+	require.NoError(t, err)
+	_, addr := serveWith(t, channels, nil, gopts, func(l net.Listener) net.Listener { return LimitListener(l, DefaultMaxConnections) })
+	c := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const streams, per = 1000, 20
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream, err := c.Broadcast(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for range per {
+				if err := stream.Send(unsignedTx("ch", []byte("tx"))); err != nil {
+					errs <- err
+					return
+				}
+			}
+			stream.CloseSend()
+			for range per {
+				r, err := stream.Recv()
+				if err != nil {
+					errs <- err
+					return
+				}
+				if r.GetStatus() == cb.Status_SUCCESS {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(streams*per), ok.Load())
+}

@@ -7,11 +7,16 @@
 //
 //   - consensus: Consenter and Chain, the deterministic ordering core and
 //     its franz-go loop; consensus/consensustest: an embedded multi-broker
-//     Kafka and multi-node helpers for tests and experiments.
+//     Kafka, multi-node clusters and the agreement check, for tests and
+//     experiments; consensus/coretest: record builders and an in-memory log
+//     running several cores, with faults and invariant checks, no broker;
+//     consensus/plainconfig: a channel configuration for payloads that are
+//     not Fabric transactions.
 //   - blockcutter: Fabric's batching rules.
 //   - ledger: block storage, in memory or in crash-safe files.
 //   - msp and channelconfig: X.509 membership, signature policies, and the
-//     channel configuration that validates envelopes.
+//     channel configuration that validates envelopes; msp/msptest makes
+//     identities, MSP folders and genesis blocks in code.
 //   - protoutil: blocks, Fabric's hashes, metadata and envelope helpers.
 //   - protos: the wire types (Fabric's field numbers) and the
 //     AtomicBroadcast gRPC service.

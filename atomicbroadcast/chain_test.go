@@ -30,16 +30,24 @@ const testChannel = consensustest.DefaultChannel
 
 // newCluster returns a one-node cluster on an embedded Kafka, not started,
 // with blocks of at most 10 envelopes and 64 KiB.
-func newCluster(t *testing.T) *consensustest.Cluster {
+func newCluster(t *testing.T) (*consensustest.Cluster, *consensustest.Kafka) {
 	t.Helper()
 	k, err := consensustest.StartKafka()
 	require.NoError(t, err)
 	t.Cleanup(k.Close)
-	c, err := consensustest.NewCluster(k, consensustest.WithNodes(1), consensustest.WithBatchSize(10, 65536),
+	c, err := consensustest.NewCluster(k.Addrs(), consensustest.WithNodes(1), consensustest.WithBatchSize(10, 65536),
 		consensustest.WithConsenterOpts(consensus.WithErrorTimeout(100*time.Millisecond)))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	return c
+	return c, k
+}
+
+// envelope returns an envelope of c's client on channel with data.
+func envelope(t *testing.T, c *consensustest.Cluster, channel string, data []byte) *cb.Envelope {
+	t.Helper()
+	env, err := c.Envelope(channel, data)
+	require.NoError(t, err)
+	return env
 }
 
 // startCluster starts c and waits until its chains are ready.
@@ -92,7 +100,7 @@ func configUpdate(t *testing.T, c *consensustest.Cluster, seq uint64, admins ...
 // TestBroadcastStatuses checks the statuses of envelopes that a channel's
 // configuration refuses, and that a config update takes effect.
 func TestBroadcastStatuses(t *testing.T) {
-	c := newCluster(t)
+	c, _ := newCluster(t)
 	startCluster(t, c)
 	cl := serveNode(t, c)
 	user := c.Client()
@@ -177,7 +185,7 @@ func TestBroadcastStatuses(t *testing.T) {
 // TestDeliverStatuses checks Deliver's authorisation with the channel's
 // Readers policy.
 func TestDeliverStatuses(t *testing.T) {
-	c := newCluster(t)
+	c, _ := newCluster(t)
 	startCluster(t, c)
 	cl := serveNode(t, c)
 	user := c.Client()
@@ -208,7 +216,7 @@ func TestDeliverStatuses(t *testing.T) {
 	stream, err := cl.Deliver(ctx)
 	require.NoError(t, err)
 	require.NoError(t, stream.Send(seekAs(t, user, testChannel, &ab.SeekInfo{Start: seekSpecified(1), Stop: seekSpecified(1)})))
-	require.Equal(t, cb.Status_SUCCESS, broadcastOne(t, cl, c.Envelope(testChannel, []byte("block 1"))).GetStatus())
+	require.Equal(t, cb.Status_SUCCESS, broadcastOne(t, cl, envelope(t, c, testChannel, []byte("block 1"))).GetStatus())
 	r, err := stream.Recv()
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), r.GetBlock().GetHeader().GetNumber(), "%v", r)
@@ -224,24 +232,24 @@ func TestDeliverStatuses(t *testing.T) {
 // answers SERVICE_UNAVAILABLE through its own admission: not started yet,
 // then unable to consume while Kafka is unreachable.
 func TestBroadcastUnavailable(t *testing.T) {
-	c := newCluster(t)
+	c, k := newCluster(t)
 	cl := serveNode(t, c)
-	r := broadcastOne(t, cl, c.Envelope(testChannel, []byte("too early")))
+	r := broadcastOne(t, cl, envelope(t, c, testChannel, []byte("too early")))
 	require.Equal(t, cb.Status_SERVICE_UNAVAILABLE, r.GetStatus(), r.GetInfo())
 	require.Contains(t, r.GetInfo(), "not ready")
 
 	startCluster(t, c)
-	r = broadcastOne(t, cl, c.Envelope(testChannel, []byte("ready")))
+	r = broadcastOne(t, cl, envelope(t, c, testChannel, []byte("ready")))
 	require.Equal(t, cb.Status_SUCCESS, r.GetStatus(), r.GetInfo())
 
-	c.Kafka().Pause()
+	k.Pause()
 	chain := c.Node(0).Chain(testChannel)
 	select {
 	case <-chain.Errored():
 	case <-time.After(15 * time.Second):
 		t.Fatal("the chain did not report itself errored")
 	}
-	r = broadcastOne(t, cl, c.Envelope(testChannel, []byte("errored")))
+	r = broadcastOne(t, cl, envelope(t, c, testChannel, []byte("errored")))
 	require.Equal(t, cb.Status_SERVICE_UNAVAILABLE, r.GetStatus(), r.GetInfo())
 	require.Contains(t, r.GetInfo(), "cannot consume from kafka")
 	all := &ab.SeekInfo{Start: seekOldest(), Stop: seekNewest()}
@@ -252,11 +260,11 @@ func TestBroadcastUnavailable(t *testing.T) {
 	require.Equal(t, cb.Status_SUCCESS, st)
 	require.NotEmpty(t, blocks)
 
-	c.Kafka().Resume()
+	require.NoError(t, k.Resume())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	require.NoError(t, chain.WaitReady(ctx))
-	r = broadcastOne(t, cl, c.Envelope(testChannel, []byte("back")))
+	r = broadcastOne(t, cl, envelope(t, c, testChannel, []byte("back")))
 	require.Equal(t, cb.Status_SUCCESS, r.GetStatus(), r.GetInfo())
 }
 
@@ -265,7 +273,7 @@ func TestBroadcastUnavailable(t *testing.T) {
 // not be ordered, are answered BAD_REQUEST with the reason, and that the
 // channel keeps its configuration.
 func TestBroadcastConfigRefusals(t *testing.T) {
-	c := newCluster(t)
+	c, _ := newCluster(t)
 	startCluster(t, c)
 	cl := serveNode(t, c)
 	nobody, err := msp.FromString("OR('GoneMSP.member')")

@@ -26,7 +26,7 @@ func Example() {
 		return
 	}
 	defer k.Close()
-	cluster, err := consensustest.NewCluster(k, consensustest.WithNodes(1))
+	cluster, err := consensustest.NewCluster(k.Addrs(), consensustest.WithNodes(1))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -86,7 +86,12 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	if err := stream.Send(cluster.Envelope(channel, []byte("hello"))); err != nil {
+	env, err := cluster.Envelope(channel, []byte("hello"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := stream.Send(env); err != nil {
 		fmt.Println(err)
 		return
 	}

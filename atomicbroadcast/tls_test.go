@@ -22,6 +22,7 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
@@ -53,13 +54,15 @@ func serverCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
 }
 
-// tlsClient returns a client of addr that trusts roots and presents id's
-// certificate, or none when id is nil.
-func tlsClient(t *testing.T, addr string, roots *x509.CertPool, id *testutil.Identity) ab.AtomicBroadcastClient {
+// tlsClient returns a client of addr that trusts roots and presents cert,
+// or no certificate when cert is nil.
+func tlsClient(t *testing.T, addr string, roots *x509.CertPool, cert *msptest.TLSCert) ab.AtomicBroadcastClient {
 	t.Helper()
 	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	if id != nil {
-		cfg.Certificates = []tls.Certificate{{Certificate: [][]byte{id.Cert.Raw}, PrivateKey: id.Key, Leaf: id.Cert}}
+	if cert != nil {
+		c, err := cert.Certificate()
+		require.NoError(t, err)
+		cfg.Certificates = []tls.Certificate{c}
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	require.NoError(t, err)
@@ -83,7 +86,7 @@ func TestMutualTLS(t *testing.T) {
 	l := ledger.NewMemory()
 	appendBlocks(t, l, 1)
 	channels := map[string]Channel{"ch": {Chain: ch, Ledger: l}}
-	require.Equal(t, []*x509.Certificate{org1.Cert}, ClientCAs(channels))
+	require.Equal(t, []*x509.Certificate{org1.TLSCA().Cert}, ClientCAs(channels))
 	require.Empty(t, ClientCAs(map[string]Channel{"x": {Chain: newFakeChain(readableConfig{})}}), "a configuration without MSPs")
 
 	cert, roots := serverCert(t)
@@ -91,9 +94,17 @@ func TestMutualTLS(t *testing.T) {
 	_, addr := serveWith(t, channels, []Option{WithTLSBinding(BindAll)},
 		[]grpc.ServerOption{grpc.Creds(credentials.NewTLS(MutualTLS(base, channels)))}, nil)
 
+	// A member signs with its identity and connects with a TLS
+	// certificate of its organisation's TLS CA.
 	member := org1.Issue("user1")
-	hash := CertHash(member.Cert.Raw)
-	c := tlsClient(t, addr, roots, member)
+	issueTLS := func(ca *testutil.CA, name string) *msptest.TLSCert {
+		cert, err := ca.IssueTLS(name, nil)
+		require.NoError(t, err)
+		return cert
+	}
+	memberTLS := issueTLS(org1, "user1")
+	hash := CertHash(memberTLS.Cert.Raw)
+	c := tlsClient(t, addr, roots, memberTLS)
 	tx := func(h []byte) *cb.Envelope {
 		env, err := protoutil.NewSignedEnvelopeWithTLSBinding(cb.HeaderType_ENDORSER_TRANSACTION, "ch", []byte("tx"), member, h)
 		require.NoError(t, err)
@@ -104,7 +115,7 @@ func TestMutualTLS(t *testing.T) {
 		require.NoError(t, err)
 		return env
 	}
-	other := CertHash(org1.Issue("user2").Cert.Raw)
+	other := CertHash(issueTLS(org1, "user2").Cert.Raw)
 	for _, tc := range []struct {
 		name string
 		hash []byte
@@ -130,23 +141,23 @@ func TestMutualTLS(t *testing.T) {
 
 	// A client of another CA, or without a certificate, does not get
 	// through the handshake.
-	outsider := org2.Issue("user1")
-	refused := func(id *testutil.Identity) error {
+	outsider, outsiderTLS := org2.Issue("user1"), issueTLS(org2, "user1")
+	refused := func(cert *msptest.TLSCert) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		stream, err := tlsClient(t, addr, roots, id).Broadcast(ctx)
+		stream, err := tlsClient(t, addr, roots, cert).Broadcast(ctx)
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(tx(CertHash(outsider.Cert.Raw))); err != nil {
+		if err := stream.Send(tx(CertHash(outsiderTLS.Cert.Raw))); err != nil {
 			_, err = stream.Recv()
 			return err
 		}
 		_, err = stream.Recv()
 		return err
 	}
-	for name, id := range map[string]*testutil.Identity{"another CA": outsider, "no certificate": nil} {
-		err := refused(id)
+	for name, cert := range map[string]*msptest.TLSCert{"another CA": outsiderTLS, "no certificate": nil} {
+		err := refused(cert)
 		require.Equal(t, codes.Unavailable, status.Code(err), "%s: %v", name, err)
 	}
 	calls, _ = ch.takeCalls()
@@ -156,8 +167,8 @@ func TestMutualTLS(t *testing.T) {
 	ch.mu.Lock()
 	ch.cfg = bundle(1, org1, org2)
 	ch.mu.Unlock()
-	c2 := tlsClient(t, addr, roots, outsider)
-	env, err := protoutil.NewSignedEnvelopeWithTLSBinding(cb.HeaderType_ENDORSER_TRANSACTION, "ch", nil, outsider, CertHash(outsider.Cert.Raw))
+	c2 := tlsClient(t, addr, roots, outsiderTLS)
+	env, err := protoutil.NewSignedEnvelopeWithTLSBinding(cb.HeaderType_ENDORSER_TRANSACTION, "ch", nil, outsider, CertHash(outsiderTLS.Cert.Raw))
 	require.NoError(t, err)
 	r := broadcastOne(t, c2, env)
 	require.Equal(t, cb.Status_SUCCESS, r.GetStatus(), r.GetInfo())

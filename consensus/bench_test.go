@@ -33,7 +33,6 @@ const (
 
 func BenchmarkChainVsRaw(b *testing.B) {
 	cfg := chainbench.DefaultConfig()
-	cfg.TB = b
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	h, err := chainbench.Start(ctx, cfg)
 	cancel()

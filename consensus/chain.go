@@ -62,7 +62,9 @@ type Chain struct {
 	log     *slog.Logger
 	metrics *metrics
 	tracer  trace.Tracer
-	creator []byte
+	// orderSpans skips order spans when the tracer makes none.
+	orderSpans spanGate
+	creator    []byte
 
 	// Owned by the loop goroutine.
 	core       *Core

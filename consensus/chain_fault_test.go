@@ -45,7 +45,7 @@ func orderSome(t *testing.T, ctx context.Context, c *consensustest.Cluster, chan
 	t.Helper()
 	for i := range n {
 		p := fmt.Sprintf("%s/%s/%d", channel, tag, i)
-		require.NoError(t, c.Order(ctx, channel, c.Envelope(channel, []byte(p))))
+		require.NoError(t, c.Order(ctx, channel, envelope(c, channel, []byte(p))))
 		acks.add(channel, p)
 	}
 }
@@ -96,11 +96,17 @@ func TestChainErroredWhileBrokersPaused(t *testing.T) {
 	k.Pause()
 	waitErrored(t, c, ch, 10*time.Second)
 	for i := range c.Len() {
+		// A paused broker looks down, not misconfigured: the cause names
+		// no TLS or SASL problem.
+		if err := c.Node(i).Chain(ch).Available(); err != nil {
+			require.NotContains(t, err.Error(), "TLS", "node %d", i)
+			require.NotContains(t, err.Error(), "SASL", "node %d", i)
+		}
 		// Errored fails Order fast with ErrNotReady. Should the chain leave
 		// the errored state while the brokers are still down, Order must
 		// still not return nil: it ends with ErrNotAcknowledged.
 		octx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := c.Node(i).Order(octx, ch, c.Envelope(ch, fmt.Appendf(nil, "maybe:while paused %d", i)))
+		err := c.Node(i).Order(octx, ch, envelope(c, ch, fmt.Appendf(nil, "maybe:while paused %d", i)))
 		cancel()
 		require.Error(t, err, "node %d", i)
 		if !errors.Is(err, consensus.ErrNotReady) {
@@ -108,7 +114,7 @@ func TestChainErroredWhileBrokersPaused(t *testing.T) {
 			t.Logf("node %d left the errored state while all brokers were paused: %v", i, err)
 		}
 	}
-	k.Resume()
+	require.NoError(t, k.Resume())
 	waitRecovered(t, ctx, c, ch, 20*time.Second)
 	orderSome(t, ctx, c, ch, "after", 15, acks)
 	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
@@ -127,7 +133,7 @@ func TestChainErroredWhileFetchFails(t *testing.T) {
 
 	fault := k.FailFetch(-1, nil)
 	waitErrored(t, c, ch, 10*time.Second)
-	require.ErrorIs(t, c.Order(ctx, ch, c.Envelope(ch, []byte("while failing"))), consensus.ErrNotReady)
+	require.ErrorIs(t, c.Order(ctx, ch, envelope(c, ch, []byte("while failing"))), consensus.ErrNotReady)
 	fault.Remove()
 	waitRecovered(t, ctx, c, ch, 20*time.Second)
 	orderSome(t, ctx, c, ch, "after", 12, acks)
@@ -147,7 +153,7 @@ func TestChainProduceFailsNonRetriably(t *testing.T) {
 
 	fault := k.FailProduce(-1, kerr.InvalidRecord)
 	for i := range 6 {
-		err := c.Order(ctx, ch, c.Envelope(ch, fmt.Appendf(nil, "rejected/%d", i)))
+		err := c.Order(ctx, ch, envelope(c, ch, fmt.Appendf(nil, "rejected/%d", i)))
 		require.Error(t, err, "envelope %d was not acknowledged", i)
 		require.True(t, errors.Is(err, consensus.ErrNotAcknowledged) || errors.Is(err, consensus.ErrNotReady), "%v", err)
 		require.ErrorIs(t, err, kerr.InvalidRecord)
@@ -159,7 +165,7 @@ func TestChainProduceFailsNonRetriably(t *testing.T) {
 	// records buffered behind it with the same error: the first envelopes
 	// after the removal may fail so, never succeed silently.
 	for i := 0; ; i++ {
-		err := c.Order(ctx, ch, c.Envelope(ch, fmt.Appendf(nil, "maybe:settle/%d", i)))
+		err := c.Order(ctx, ch, envelope(c, ch, fmt.Appendf(nil, "maybe:settle/%d", i)))
 		if err == nil {
 			break
 		}
@@ -176,10 +182,10 @@ func TestChainTooLarge(t *testing.T) {
 	ctx := itCtx(t, 30*time.Second)
 	c := itCluster(t, ctx, k, consensustest.WithNodes(1), consensustest.WithBatchSize(10, 4096))
 	ch := c.Node(0).Chain(consensustest.DefaultChannel)
-	big := c.Envelope(ch.Channel(), make([]byte, 8192))
+	big := envelope(c, ch.Channel(), make([]byte, 8192))
 	require.ErrorIs(t, ch.Order(ctx, big, 0), consensus.ErrTooLarge)
 	require.ErrorIs(t, ch.Configure(ctx, big, 0), consensus.ErrTooLarge)
-	require.NoError(t, ch.Order(ctx, c.Envelope(ch.Channel(), make([]byte, 1024)), 0))
+	require.NoError(t, ch.Order(ctx, envelope(c, ch.Channel(), make([]byte, 1024)), 0))
 }
 
 // TestChainSkipsForeignRecords writes records that are not orderer
@@ -196,7 +202,7 @@ func TestChainSkipsForeignRecords(t *testing.T) {
 	random := make([]byte, 300)
 	_, _ = rand.Read(random)
 	// A regular message carrying a valid envelope, with an unknown field.
-	env := c.Envelope(ch, []byte("foreign regular"))
+	env := envelope(c, ch, []byte("foreign regular"))
 	regular := protoutil.MarshalOrPanic(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{
 		Payload: protoutil.MarshalOrPanic(env), Class: ab.KafkaMessageRegular_NORMAL}}})
 	regular = protowire.AppendBytes(protowire.AppendTag(regular, 99, protowire.BytesType), []byte("extension"))
@@ -248,7 +254,7 @@ func TestChainUnsafeTopic(t *testing.T) {
 	_, err := kadm.NewClient(rawClient(t, k)).CreateTopic(ctx, 1, 1, nil, topic)
 	require.NoError(t, err)
 
-	strict, err := consensustest.NewCluster(k, consensustest.WithNodes(1), consensustest.WithChannels(topic),
+	strict, err := consensustest.NewCluster(k.Addrs(), consensustest.WithNodes(1), consensustest.WithChannels(topic),
 		consensustest.WithConsenterOpts(consensus.WithStrictTopic()))
 	require.NoError(t, err)
 	require.NoError(t, strict.Start(ctx))
@@ -304,7 +310,7 @@ func TestChainDropConnectionsWhileOrdering(t *testing.T) {
 				octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				// "maybe:": if Order fails, the envelope may still be in the log.
 				p := fmt.Sprintf("maybe:%s/drop/%d/%d", ch, g, i)
-				err := c.Node(g%c.Len()).Order(octx, ch, c.Envelope(ch, []byte(p)))
+				err := c.Node(g%c.Len()).Order(octx, ch, envelope(c, ch, []byte(p)))
 				cancel()
 				if err == nil {
 					acks.add(ch, p)
@@ -349,12 +355,12 @@ func TestChainCallerContextDoesNotFailOthers(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	first := make(chan error, 1)
-	chain.OrderAsync(short, c.Envelope(ch, []byte("maybe:impatient")), 0, func(err error) { first <- err })
+	chain.OrderAsync(short, envelope(c, ch, []byte("maybe:impatient")), 0, func(err error) { first <- err })
 	const others = 5
 	results := make(chan error, others)
 	for i := range others {
 		p := fmt.Sprintf("%s/patient/%d", ch, i)
-		chain.OrderAsync(ctx, c.Envelope(ch, []byte(p)), 0, func(err error) {
+		chain.OrderAsync(ctx, envelope(c, ch, []byte(p)), 0, func(err error) {
 			if err == nil {
 				acks.add(ch, p)
 			}

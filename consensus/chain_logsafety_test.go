@@ -70,7 +70,7 @@ func TestLogRecordsMissingCatchUp(t *testing.T) {
 		err := c.Node(2).Chain(ch).Available()
 		return errors.Is(err, consensus.ErrNotReady) && errors.Is(err, consensus.ErrRecordsMissing)
 	}, 10*time.Second, 10*time.Millisecond)
-	require.NoError(t, c.Node(0).Order(ctx, ch, c.Envelope(ch, []byte(ch+"/after/first"))))
+	require.NoError(t, c.Node(0).Order(ctx, ch, envelope(c, ch, []byte(ch+"/after/first"))))
 	acks.add(ch, ch+"/after/first")
 	require.NoError(t, c.Node(2).WaitReady(ctx))
 	orderSome(t, ctx, c, ch, "after", 10, acks)
@@ -304,7 +304,7 @@ func TestLogNewNodeOnboardsFromSources(t *testing.T) {
 
 	bad := &tamperedSource{node: c.Node(0), bad: 2}
 	chain, l := joinNode(t, ctx, k, c, ch, bad, c.Node(1))
-	require.NoError(t, c.Node(0).Order(ctx, ch, c.Envelope(ch, []byte(ch+"/after/first"))))
+	require.NoError(t, c.Node(0).Order(ctx, ch, envelope(c, ch, []byte(ch+"/after/first"))))
 	acks.add(ch, ch+"/after/first")
 	require.NoError(t, chain.WaitReady(ctx))
 	require.NotZero(t, bad.servedBad.Load(), "the tampered block was offered")
@@ -357,7 +357,7 @@ func TestLogSecondClusterOnTheSameTopic(t *testing.T) {
 			other := itCluster(t, ctx, k, consensustest.WithBatchSize(3, 1<<20), consensustest.WithBatchTimeout(5*time.Millisecond))
 			for i := range 12 {
 				p := fmt.Sprintf("maybe:stranger/%d", i)
-				require.NoError(t, other.Order(ctx, ch, other.Envelope(ch, []byte(p))))
+				require.NoError(t, other.Order(ctx, ch, envelope(other, ch, []byte(p))))
 				orderSome(t, ctx, c, ch, fmt.Sprint("during", i), 2, acks)
 			}
 			time.Sleep(200 * time.Millisecond) // the stranger's timers fire
@@ -430,7 +430,7 @@ func TestLedgerWriteFailureHaltsAndResumes(t *testing.T) {
 	order := func(tag string, n int) error {
 		for i := range n {
 			p := fmt.Sprintf("%s/%s/%d", ch, tag, i)
-			env := c.Envelope(ch, []byte("maybe:"+p))
+			env := envelope(c, ch, []byte("maybe:"+p))
 			seq, err := chain.ProcessNormal(env)
 			require.NoError(t, err)
 			if err := chain.Order(ctx, env, seq); err != nil {

@@ -40,12 +40,23 @@ func itKafka(t *testing.T) *consensustest.Kafka {
 func itCluster(t *testing.T, ctx context.Context, k *consensustest.Kafka, opts ...consensustest.ClusterOption) *consensustest.Cluster {
 	t.Helper()
 	opts = append([]consensustest.ClusterOption{consensustest.WithBatchTimeout(30 * time.Millisecond)}, opts...)
-	c, err := consensustest.NewCluster(k, opts...)
+	c, err := consensustest.NewCluster(k.Addrs(), opts...)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	require.NoError(t, c.Start(ctx))
 	require.NoError(t, c.WaitReady(ctx))
 	return c
+}
+
+// envelope returns an envelope for channel carrying data, signed by c's
+// client. It panics on error, which only a broken signer causes, so that
+// the goroutines of a test may call it.
+func envelope(c *consensustest.Cluster, channel string, data []byte) *cb.Envelope {
+	env, err := c.Envelope(channel, data)
+	if err != nil {
+		panic(err)
+	}
+	return env
 }
 
 func itCtx(t *testing.T, d time.Duration) context.Context {
@@ -181,7 +192,7 @@ func orderAll(t *testing.T, ctx context.Context, c *consensustest.Cluster, chann
 			var pending sync.WaitGroup
 			for i := range perClient {
 				payload := fmt.Sprintf("%s/%s/%d/%d", channel, tag, g, i)
-				env := c.Envelope(channel, []byte(payload))
+				env := envelope(c, channel, []byte(payload))
 				seq, err := ch.ProcessNormal(env)
 				if err != nil {
 					t.Errorf("client %d: ProcessNormal: %v", g, err)
@@ -293,7 +304,7 @@ func TestChainConcurrentClientsThreeChannels(t *testing.T) {
 			start := time.Now()
 			ch.Halt()
 			require.Less(t, time.Since(start), 2*time.Second, "node %d, channel %s: Halt took %v", i, name, time.Since(start))
-			require.ErrorIs(t, ch.Order(ctx, c.Envelope(name, []byte("late")), 0), consensus.ErrHalted)
+			require.ErrorIs(t, ch.Order(ctx, envelope(c, name, []byte("late")), 0), consensus.ErrHalted)
 		}
 	}
 }
@@ -303,11 +314,11 @@ func TestChainConcurrentClientsThreeChannels(t *testing.T) {
 func TestChainLifecycle(t *testing.T) {
 	k := itKafka(t)
 	ctx := itCtx(t, 30*time.Second)
-	c, err := consensustest.NewCluster(k, consensustest.WithNodes(1), consensustest.WithBatchTimeout(20*time.Millisecond))
+	c, err := consensustest.NewCluster(k.Addrs(), consensustest.WithNodes(1), consensustest.WithBatchTimeout(20*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	ch := c.Node(0).Chain(consensustest.DefaultChannel)
-	env := c.Envelope(ch.Channel(), []byte("tx"))
+	env := envelope(c, ch.Channel(), []byte("tx"))
 
 	require.ErrorIs(t, ch.WaitReady(ctx), consensus.ErrNotReady)
 	require.ErrorIs(t, ch.Order(ctx, env, 0), consensus.ErrNotReady)
@@ -326,7 +337,7 @@ func TestChainLifecycle(t *testing.T) {
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	require.ErrorIs(t, ch.Order(cancelled, c.Envelope(ch.Channel(), []byte("cancelled")), seq), context.Canceled)
+	require.ErrorIs(t, ch.Order(cancelled, envelope(c, ch.Channel(), []byte("cancelled")), seq), context.Canceled)
 
 	require.NoError(t, c.WaitHeight(ctx, ch.Channel(), 2))
 	start := time.Now()

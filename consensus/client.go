@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -63,7 +64,7 @@ func newKafkaClient(cfg *settings) (*kafkaClient, error) {
 		// Each chain bounds what it hands the producer (WithMaxInFlight),
 		// so Produce never needs to block here.
 		kgo.MaxBufferedRecords(math.MaxInt32),
-		kgo.WithLogger(kslog.New(cfg.logger.With("component", "kgo"))),
+		kgo.WithLogger(newKgoLog(cfg.logger.With("component", "kgo"))),
 	}
 	if cfg.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(cfg.tls))
@@ -239,4 +240,27 @@ func (in *inbox) takeParked(cl *kgo.Client, topic string) []delivery {
 	in.parked, in.paused = nil, false
 	cl.ResumeFetchTopics(topic)
 	return parked
+}
+
+// kgoLog is the Kafka client's logger: franz-go's kslog, with warnings
+// and errors rate-limited by message as the chain's own (a broker that is
+// down makes franz-go warn at every dial).
+type kgoLog struct {
+	*kslog.Logger
+	quiet *quietLog
+}
+
+func newKgoLog(l *slog.Logger) kgoLog { return kgoLog{kslog.New(l), newQuietLog(l)} }
+
+// Log logs debug and info messages as kslog does, and warnings and errors
+// through the rate limit.
+func (l kgoLog) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		l.quiet.Log(slog.LevelError, msg, msg, keyvals...)
+	case kgo.LogLevelWarn:
+		l.quiet.Log(slog.LevelWarn, msg, msg, keyvals...)
+	default:
+		l.Logger.Log(level, msg, keyvals...)
+	}
 }

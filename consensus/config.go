@@ -14,7 +14,21 @@ import (
 // uses it: batch limits, batch timeout, and how envelopes are validated. It
 // is the validation hook of the library: the default implementation
 // (BundleConfig) checks signatures and policies with packages msp and
-// channelconfig; an experiment may supply its own.
+// channelconfig; package fabricconfig reads Fabric's configuration tree;
+// package plainconfig validates payloads that are not Fabric transactions
+// with a function of the application's; an experiment may supply its own.
+//
+// The chain checks one thing itself: an envelope larger than
+// BatchLimits().AbsoluteMaxBytes (payload plus signature) is refused with
+// ErrTooLarge, at ingress (Chain.ProcessNormal, ProcessConfig, Order,
+// Configure) and on re-validation, before the configuration is asked.
+// Everything else (headers, channel, signatures, policies) is
+// ValidateNormal's and ValidateConfig's to check.
+//
+// Optional interfaces: BlockVerifier, for blocks pulled from other nodes
+// during catch-up; and ValidateDeliver(env *cb.Envelope) error, which a
+// Deliver service asks of the configuration before serving blocks
+// (BundleConfig has it).
 //
 // Implementations must be immutable and deterministic: every node must
 // reach the same verdict on the same envelope under the same configuration,

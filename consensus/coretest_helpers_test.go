@@ -207,6 +207,12 @@ func payloads(t testing.TB, b *cb.Block) []string {
 // on the way that each block's metadata slots hold what Ready says.
 func render(t testing.TB, r *Ready) string {
 	t.Helper()
+	return renderReady(t, r, false)
+}
+
+// renderReady is render, with each note's reason when withReasons is set.
+func renderReady(t testing.TB, r *Ready, withReasons bool) string {
+	t.Helper()
 	var lines []string
 	configs := 0
 	for _, b := range r.Blocks {
@@ -245,7 +251,14 @@ func render(t testing.TB, r *Ready) string {
 		lines = append(lines, "timer stop")
 	}
 	for _, n := range r.Notes {
-		lines = append(lines, fmt.Sprintf("note %v@%d", n.Kind, n.Offset))
+		line := fmt.Sprintf("note %v@%d", n.Kind, n.Offset)
+		if withReasons && n.Err != nil {
+			// The protobuf module writes a non-breaking space after
+			// "proto:" in some builds, so that nobody depends on its
+			// messages: print a plain one.
+			line += ": " + strings.ReplaceAll(n.Err.Error(), "\u00a0", " ")
+		}
+		lines = append(lines, line)
 	}
 	return strings.Join(lines, "\n")
 }

@@ -22,6 +22,52 @@
 // envelopes share produce requests. The blocks appear in the ledger, on
 // every node, once consumed: read them with the ledger's Iterator.
 //
+// # Your own configuration
+//
+// A ChannelConfig decides what a channel orders, with which batch limits
+// and timeout. The default, BundleConfig (BundleConfigParser), is the
+// library's own format with MSPs and policies; package fabricconfig reads
+// Fabric's configuration tree; package plainconfig orders payloads that
+// are not Fabric transactions (JSON events, say) with a validate function
+// of the application's. Give every node the same ConfigParser
+// (WithConfigParser): it reads the configuration from the genesis block,
+// and on restart from the last config block.
+//
+// Under any ChannelConfig, Chain.ProcessNormal (and Submit) checks exactly
+// two things, in this order: that the envelope is not nil and its size,
+// payload plus signature, is at most BatchLimits().AbsoluteMaxBytes (else
+// ErrTooLarge); then ChannelConfig.ValidateNormal, whose error it returns
+// wrapped with the channel's name. No header, channel or signature is
+// checked unless ValidateNormal checks it. ProcessConfig (and
+// SubmitConfig) checks the size, then ValidateConfig. Order and Configure
+// then refuse while the chain is not ready or has halted (ErrNotReady,
+// ErrHalted), wait while a re-submitted config is in flight, check the
+// size again against the configuration in force, and refuse a sequence
+// ahead of the chain's (ErrStaleConfig). While consuming, every node applies the same
+// checks again to an envelope validated under an older sequence (to every
+// envelope with WithEnvelopeValidation), and ValidateConfig to every
+// config message.
+//
+// A ChannelConfig may implement optional interfaces, which the code that
+// needs them asserts: BlockVerifier verifies the signatures of blocks
+// pulled from BlockSources during catch-up (without it, and without
+// WithBlockVerifier, such a chain halts); and a Deliver service asks the
+// configuration whether a request may read the channel's blocks through an
+// interface of its own, whose method is ValidateDeliver(env) error
+// (BundleConfig, fabricconfig's and plainconfig's configurations have it).
+//
+// # Experiments
+//
+// The core is the whole protocol as a pure function of the record stream:
+// NewCore, then Step for each record and TimerFired for each timer expiry,
+// each returning a Ready (see ExampleCore). Package coretest builds the
+// records, and runs several cores over an in-memory log the way the loop
+// does (each node producing its own time-to-cuts and re-submissions, batch
+// timers on a fake clock), with faults (random interleavings, duplicates,
+// restarts at any record, strangers' records) and invariant checks
+// (identical blocks, exactly once, restart equivalence). The core's own
+// scenarios are datadriven scripts in testdata/core (see its README).
+//
 // # The protocol
 //
 // Each channel is a Kafka topic named after it, partition 0. Order wraps an

@@ -8,10 +8,39 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
-	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
+	"github.com/kafkaconsensus/kafkaconsensus/consensus/coretest"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
+
+// ExampleCore drives the deterministic core by hand, with no broker: the
+// records of the partition in, what the node must do out (package coretest
+// builds the records, and runs several cores over one log).
+func ExampleCore() {
+	cfg := coretest.OpenConfig(2, time.Second) // 2 envelopes per block, any envelope valid
+	core, err := consensus.NewCore("demo", consensus.CoreState{LastBlock: coretest.Genesis(), Config: cfg})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	step := func(offset int64, value []byte) {
+		fmt.Printf("%d: %s\n", offset, coretest.FormatReady(core.Step(consensus.Record{Offset: offset, Value: value})))
+	}
+	step(0, coretest.Normal(coretest.Envelope("a"), 0)) // opens a batch
+	step(1, coretest.Normal(coretest.Envelope("b"), 0)) // fills it
+	step(2, coretest.Normal(coretest.Envelope("c"), 0))
+	fmt.Println("timer:", coretest.FormatReady(core.TimerFired()))
+	step(3, coretest.TimeToCut(2)) // the first time-to-cut in the log cuts
+	step(4, coretest.TimeToCut(2)) // another node's comes too late
+	// Output:
+	// 0: timer start
+	// 1: block 1 [a b] persisted=1; timer stop
+	// 2: timer start
+	// timer: produce ttc 2
+	// 3: block 2 [c] persisted=3
+	// 4: note stale_ttc@4
+}
 
 // ExampleConsenter orders a few envelopes on one node: an embedded Kafka, a
 // consenter, and the chain of one channel on an in-memory ledger.
@@ -24,10 +53,22 @@ func ExampleConsenter() {
 	defer k.Close()
 
 	// A channel of one organisation whose blocks hold three envelopes.
-	ca := testutil.NewCA(nil, "Org1")
-	client := ca.Issue("client")
-	genesis := testutil.GenesisBlock(nil, testutil.ChannelConfig("example", []*testutil.CA{ca},
-		testutil.WithBatchSize(3, 1<<20, 512<<10), testutil.WithBatchTimeout(10*time.Second)))
+	ca, err := msptest.NewCA("Org1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	client, err := ca.Issue("client")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	genesis, err := msptest.GenesisBlock("example", []*msptest.CA{ca},
+		msptest.WithBatchSize(3, 1<<20, 512<<10), msptest.WithBatchTimeout(10*time.Second))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	cons, err := consensus.NewConsenter(
 		consensus.WithSeedBrokers(k.Addrs()...),
@@ -55,7 +96,11 @@ func ExampleConsenter() {
 	}
 
 	for i := range 3 {
-		env := testutil.Envelope(client, "example", cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "tx %d", i))
+		env, err := client.Envelope(cb.HeaderType_ENDORSER_TRANSACTION, "example", fmt.Appendf(nil, "tx %d", i))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
 		seq, err := ch.ProcessNormal(env) // validate against the channel's config
 		if err != nil {
 			fmt.Println(err)
@@ -91,10 +136,22 @@ func ExampleChain_OrderAsync() {
 		return
 	}
 	defer k.Close()
-	ca := testutil.NewCA(nil, "Org1")
-	client := ca.Issue("client")
-	genesis := testutil.GenesisBlock(nil, testutil.ChannelConfig("async", []*testutil.CA{ca},
-		testutil.WithBatchSize(50, 1<<20, 512<<10), testutil.WithBatchTimeout(10*time.Second)))
+	ca, err := msptest.NewCA("Org1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	client, err := ca.Issue("client")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	genesis, err := msptest.GenesisBlock("async", []*msptest.CA{ca},
+		msptest.WithBatchSize(50, 1<<20, 512<<10), msptest.WithBatchTimeout(10*time.Second))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...),
 		consensus.WithRetry(consensustest.FastRetryPolicy()), consensus.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -119,7 +176,11 @@ func ExampleChain_OrderAsync() {
 	const n = 100
 	results := make(chan error, n)
 	for i := range n {
-		env := testutil.Envelope(client, "async", cb.HeaderType_ENDORSER_TRANSACTION, fmt.Appendf(nil, "tx %d", i))
+		env, err := client.Envelope(cb.HeaderType_ENDORSER_TRANSACTION, "async", fmt.Appendf(nil, "tx %d", i))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
 		seq, err := ch.ProcessNormal(env)
 		if err != nil {
 			fmt.Println(err)

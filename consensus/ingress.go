@@ -133,7 +133,7 @@ var recordKey = []byte("0")
 
 func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class, promise Promise) {
 	start := time.Now()
-	ctx, span := ch.tracer.Start(ctx, spanOrder)
+	ctx, span := ch.orderSpans.start(ctx, ch.tracer)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("channel", ch.channel), attribute.String("class", class.String()))
 	}

@@ -87,7 +87,7 @@ func defaultSettings() settings {
 		topic:        DefaultTopicSettings(),
 		errorTimeout: 2 * time.Second,
 		maxInFlight:  10000,
-		linger:       2 * time.Millisecond,
+		linger:       0,
 		parser:       DefaultConfigParser(),
 	}
 }
@@ -171,7 +171,11 @@ func WithErrorTimeout(d time.Duration) Option { return func(c *settings) { c.err
 func WithMaxInFlight(n int) Option { return func(c *settings) { c.maxInFlight = n } }
 
 // WithProduceLinger sets how long the producer waits to fill a batch
-// (default 2ms).
+// (default 0). With no linger a lone envelope goes out at once, and under
+// load batches still form: while the producer has requests in flight to a
+// broker (up to 5 with idempotence), the envelopes that arrive wait for the
+// next request. A linger trades latency at light load for fewer, larger
+// requests (less CPU per envelope) under moderate load.
 func WithProduceLinger(d time.Duration) Option { return func(c *settings) { c.linger = d } }
 
 // WithLogger sets the logger; nil, like the default, means
@@ -219,7 +223,12 @@ func WithBlockVerifier(verify func(cfg ChannelConfig, b *cb.Block) error) Option
 // ValidateEveryEnvelope), instead of trusting the node that produced it.
 // Off by default: Kafka ACLs that let only orderers write to channel
 // topics make it unnecessary. Its cost is one validation per envelope on
-// every node.
+// every node: with the default configuration, a signature verification and
+// a policy evaluation, about 115 µs of CPU per envelope per node on a 2-core
+// machine (measured with examples/bench -validate-all, 3 nodes in one
+// process, signed 1 KiB envelopes, pipelined: 360 µs of CPU per envelope
+// against 14 µs without, and 5.4k envelopes/s against 130k). A node then
+// validates at most about 9,000 envelopes a second per core.
 func WithEnvelopeValidation() Option { return func(c *settings) { c.validateAll = true } }
 
 // WithKgoOpts adds franz-go client options, after the chain's own (for

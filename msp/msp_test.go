@@ -417,7 +417,7 @@ func TestLoadDirOrganizationalUnits(t *testing.T) {
 	ca := testutil.NewCA(t, "Org1MSP")
 	dir := filepath.Join(t.TempDir(), "msp")
 	require.NoError(t, ca.WriteMSPDir(dir, nil))
-	y := "OrganizationalUnitIdentifiers:\n  - Certificate: cacerts/ca-0.pem\n    OrganizationalUnitIdentifier: sales\n"
+	y := "OrganizationalUnitIdentifiers:\n  - Certificate: cacerts/ca.Org1MSP-cert.pem\n    OrganizationalUnitIdentifier: sales\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, msp.FileConfig), []byte(y), 0o600))
 
 	cfg, err := msp.LoadDir(dir, "Org1MSP")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,9 +18,9 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
-	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
@@ -33,12 +34,18 @@ const (
 	// DefaultChannel is the channel a Cluster serves when no channel is
 	// given with WithChannels or WithChannel.
 	DefaultChannel = "testchannel"
-	// DefaultOrg is the MSP ID of the organisation a Cluster generates.
+	// DefaultOrg is the MSP ID of the organisation a Cluster generates
+	// unless given one with WithOrg.
 	DefaultOrg = "Org1MSP"
+	// DefaultNodeName is the prefix of the nodes' names: node0, node1, ...
+	DefaultNodeName = "node"
 	// DefaultBatchTimeout is the batch timeout of generated channels.
 	DefaultBatchTimeout = 50 * time.Millisecond
 	// DefaultBatchSize is the MaxMessageCount of generated channels.
 	DefaultBatchSize = 10
+	// DefaultAbsoluteMaxBytes is the AbsoluteMaxBytes of generated
+	// channels.
+	DefaultAbsoluteMaxBytes = 1 << 20
 )
 
 // FastRetryPolicy is the retry policy of a Cluster's nodes unless
@@ -48,6 +55,17 @@ func FastRetryPolicy() consensus.RetryPolicy {
 	return consensus.RetryPolicy{
 		ShortInterval: 50 * time.Millisecond, ShortTotal: 10 * time.Second,
 		LongInterval: 500 * time.Millisecond, LongTotal: 20 * time.Second,
+	}
+}
+
+// FastKgoOpts returns the franz-go options a Cluster gives its nodes
+// (before WithConsenterOpts): metadata refreshed at most every 100ms
+// instead of 5s, and retries after 20ms, so that the nodes recover from
+// faults quickly. Give them to clients that are compared with the nodes.
+func FastKgoOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.MetadataMinAge(100 * time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
 	}
 }
 
@@ -61,15 +79,20 @@ type channelSpec struct {
 
 type clusterConfig struct {
 	nodes        int
+	name         string
 	channels     []channelSpec
 	dir          string
+	ledgers      func(node int, channel string) (ledger.Ledger, error)
 	opts         []consensus.Option
 	logger       *slog.Logger
 	batchSize    uint32
 	absoluteMax  uint32
+	preferredMax uint32
 	batchTimeout time.Duration
 	unsigned     bool
 	noSources    bool
+	org          *msptest.CA
+	ordererOrg   *msptest.CA
 }
 
 // WithoutBlockSources stops the nodes from serving each other blocks: by
@@ -80,10 +103,18 @@ func WithoutBlockSources() ClusterOption { return func(c *clusterConfig) { c.noS
 // WithNodes sets the number of ordering nodes (default DefaultNodes).
 func WithNodes(n int) ClusterOption { return func(c *clusterConfig) { c.nodes = n } }
 
+// WithNodeNames names the nodes prefix0, prefix1, ... (default
+// DefaultNodeName): in Node.String, their Kafka client IDs, their
+// identities' common names, their file ledgers' folders and the "node"
+// attribute of their logs.
+func WithNodeNames(prefix string) ClusterOption { return func(c *clusterConfig) { c.name = prefix } }
+
 // WithChannels adds channels whose genesis block the cluster generates:
-// the generated organisation (see Cluster.Client) is their only member and
-// administrator, with Fabric's default policies, and their batch size and
-// timeout are set by WithBatchSize and WithBatchTimeout.
+// the cluster's organisation (WithOrg) is their only application
+// organisation and its orderer organisation (WithOrdererOrg) their orderer
+// organisation, with Fabric's default policies, the seed brokers recorded
+// as their Kafka brokers, and the batch limits of WithBatchSize,
+// WithPreferredMaxBytes and WithBatchTimeout.
 func WithChannels(names ...string) ClusterOption {
 	return func(c *clusterConfig) {
 		for _, n := range names {
@@ -100,28 +131,48 @@ func WithChannel(name string, genesis *cb.Block) ClusterOption {
 }
 
 // WithFileLedgers stores every node's ledgers as ledger.File in
-// dir/node<i>/<channel>, so that Node.Restart reads them back from disk.
-// Without it, ledgers are in memory and survive Node.Stop in memory only.
+// dir/<node name>/<channel>. Node.Stop closes them and Node.Restart reads
+// them back from disk. Without it (and without WithLedgers), ledgers are
+// in memory and survive Node.Stop in memory only.
 func WithFileLedgers(dir string) ClusterOption { return func(c *clusterConfig) { c.dir = dir } }
 
+// WithLedgers makes open create the ledger of each node (0 to n-1) and
+// channel, once, when the cluster is created. These ledgers stay open
+// across Node.Stop and Node.Restart; Close closes them. Use it for ledgers
+// of your own, such as a file ledger with other options, or one that
+// counts what it is given.
+func WithLedgers(open func(node int, channel string) (ledger.Ledger, error)) ClusterOption {
+	return func(c *clusterConfig) { c.ledgers = open }
+}
+
 // WithConsenterOpts passes options to every node's consensus.NewConsenter,
-// after the cluster's own (seed brokers, FastRetryPolicy, logger, signer,
-// quick kgo metadata refresh and retry backoff), which they override. A
-// Kafka started with WithTLS or WithSASLUser needs consensus.WithTLS and
-// consensus.WithSASL here.
+// after the cluster's own (seed brokers, client ID, FastRetryPolicy, topic
+// settings, logger, signer, block sources, FastKgoOpts), which they
+// override. A Kafka started with WithTLS or
+// WithSASLUser needs consensus.WithTLS and consensus.WithSASL here.
 func WithConsenterOpts(opts ...consensus.Option) ClusterOption {
 	return func(c *clusterConfig) { c.opts = append(c.opts, opts...) }
 }
 
-// WithNodeLogger sends the nodes' logs to l, each record tagged with
-// "node". By default they are discarded.
+// WithNodeLogger sends the nodes' logs to l, each record with a "node"
+// attribute naming the node. By default they go to slog.Default() at level
+// WARN and above only, so that a cluster speaks about problems alone; pass
+// a logger at INFO to follow the chains' states, or a logger with
+// slog.DiscardHandler to silence them.
 func WithNodeLogger(l *slog.Logger) ClusterOption { return func(c *clusterConfig) { c.logger = l } }
 
 // WithBatchSize sets the MaxMessageCount (default DefaultBatchSize) and
-// AbsoluteMaxBytes (0 keeps the default of 1 MiB) of generated channels;
-// PreferredMaxBytes is half of AbsoluteMaxBytes.
+// AbsoluteMaxBytes (0 keeps DefaultAbsoluteMaxBytes) of generated
+// channels; PreferredMaxBytes is half of AbsoluteMaxBytes unless
+// WithPreferredMaxBytes.
 func WithBatchSize(maxMessageCount, absoluteMaxBytes uint32) ClusterOption {
 	return func(c *clusterConfig) { c.batchSize, c.absoluteMax = maxMessageCount, absoluteMaxBytes }
+}
+
+// WithPreferredMaxBytes sets the PreferredMaxBytes of generated channels,
+// at most their AbsoluteMaxBytes.
+func WithPreferredMaxBytes(n uint32) ClusterOption {
+	return func(c *clusterConfig) { c.preferredMax = n }
 }
 
 // WithBatchTimeout sets the batch timeout of generated channels (default
@@ -131,19 +182,41 @@ func WithBatchTimeout(d time.Duration) ClusterOption {
 }
 
 // WithUnsignedBlocks makes the nodes write unsigned blocks. By default each
-// node has its own identity of the generated organisation and signs every
+// node has its own identity of the orderer organisation and signs every
 // block it writes.
 func WithUnsignedBlocks() ClusterOption { return func(c *clusterConfig) { c.unsigned = true } }
 
-func (c *clusterConfig) validate() error {
-	if c.nodes < 1 {
+// WithOrg makes org the cluster's organisation, which issues the client
+// and administrator identities (and the nodes' identities unless
+// WithOrdererOrg) and is the application organisation of generated
+// channels. By default the cluster makes an organisation DefaultOrg. The
+// identities carry the NodeOU of their role, so org may enable NodeOUs;
+// the administrator is also issued msptest.ListedAdmin.
+func WithOrg(org *msptest.CA) ClusterOption { return func(c *clusterConfig) { c.org = org } }
+
+// WithOrdererOrg makes org the organisation that issues the nodes'
+// identities and the orderer organisation of generated channels. By
+// default it is the cluster's organisation (WithOrg).
+func WithOrdererOrg(org *msptest.CA) ClusterOption {
+	return func(c *clusterConfig) { c.ordererOrg = org }
+}
+
+func (c *clusterConfig) validate(brokers []string) error {
+	switch {
+	case len(brokers) == 0:
+		return errors.New("consensustest: NewCluster: no seed brokers")
+	case c.nodes < 1:
 		return fmt.Errorf("consensustest: WithNodes(%d): need at least one node", c.nodes)
-	}
-	if c.batchSize < 1 {
+	case c.name == "":
+		return errors.New("consensustest: WithNodeNames(\"\")")
+	case c.batchSize < 1:
 		return fmt.Errorf("consensustest: WithBatchSize(%d, ...): need at least one message per batch", c.batchSize)
-	}
-	if c.batchTimeout <= 0 {
+	case c.preferredMax > c.absoluteMax:
+		return fmt.Errorf("consensustest: WithPreferredMaxBytes(%d) above AbsoluteMaxBytes %d", c.preferredMax, c.absoluteMax)
+	case c.batchTimeout <= 0:
 		return fmt.Errorf("consensustest: WithBatchTimeout(%v): must be positive", c.batchTimeout)
+	case c.dir != "" && c.ledgers != nil:
+		return errors.New("consensustest: WithFileLedgers and WithLedgers contradict each other")
 	}
 	seen := make(map[string]bool)
 	for _, ch := range c.channels {
@@ -164,69 +237,86 @@ func (c *clusterConfig) validate() error {
 // with NewCluster, start it with Start, stop it with Close. Its methods are
 // safe for concurrent use.
 //
-// The cluster generates an organisation (MSP DefaultOrg) with a client
-// identity, an administrator and one identity per node, which signs the
-// node's blocks. Generated channels admit envelopes signed by the client
-// (Envelope builds them) and config updates signed by the administrator
-// (ConfigUpdate builds them).
+// The cluster's organisation (WithOrg, else generated as DefaultOrg) issues
+// a client identity, an administrator and one identity per node, which
+// signs the node's blocks. Generated channels admit envelopes signed by the
+// client (Envelope builds them) and config updates signed by the
+// administrator (ConfigUpdate builds them).
 type Cluster struct {
-	k        *Kafka
+	brokers  []string
 	cfg      clusterConfig
 	channels []string
 	genesis  map[string]*cb.Block
-	client   msp.SigningIdentity
-	admin    msp.SigningIdentity
+	client   *msptest.Identity
+	admin    *msptest.Identity
 	nodes    []*Node
 	next     atomic.Uint64 // round robin of Order
 	closed   atomic.Bool
 }
 
-// NewCluster creates the nodes of a cluster on k and their ledgers, and
-// creates (but does not start) every node's chains. With no channel
-// option, the cluster serves DefaultChannel.
-func NewCluster(k *Kafka, opts ...ClusterOption) (*Cluster, error) {
-	cfg := clusterConfig{nodes: DefaultNodes, batchSize: DefaultBatchSize, batchTimeout: DefaultBatchTimeout}
+// NewCluster creates the nodes of a cluster whose consenters connect to the
+// seed brokers, any Kafka (for the embedded one, pass Kafka.Addrs), and
+// their ledgers, and creates (but does not start) every node's chains.
+// With no channel option, the cluster serves DefaultChannel.
+//
+// Topics are created with consensus.DefaultTopicSettings, lowered to a
+// replication factor of the number of seed brokers when there are fewer:
+// pass consensus.WithTopicSettings through WithConsenterOpts when a few
+// seeds stand for a larger Kafka.
+func NewCluster(brokers []string, opts ...ClusterOption) (*Cluster, error) {
+	cfg := clusterConfig{nodes: DefaultNodes, name: DefaultNodeName, batchSize: DefaultBatchSize, batchTimeout: DefaultBatchTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if len(cfg.channels) == 0 {
 		cfg.channels = []channelSpec{{name: DefaultChannel}}
 	}
-	if err := cfg.validate(); err != nil {
+	if cfg.absoluteMax == 0 {
+		cfg.absoluteMax = DefaultAbsoluteMaxBytes
+	}
+	if err := cfg.validate(brokers); err != nil {
 		return nil, err
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.DiscardHandler)
+	if cfg.preferredMax == 0 {
+		cfg.preferredMax = cfg.absoluteMax / 2
 	}
-	if k == nil {
-		return nil, errors.New("consensustest: NewCluster: nil Kafka")
+	if cfg.logger == nil {
+		cfg.logger = slog.New(minLevel{slog.Default().Handler(), slog.LevelWarn})
+	}
+	if cfg.org == nil {
+		org, err := msptest.NewCA(DefaultOrg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.org = org
+	}
+	if cfg.ordererOrg == nil {
+		cfg.ordererOrg = cfg.org
 	}
 
-	ca := testutil.NewCA(nil, DefaultOrg)
-	c := &Cluster{
-		k:       k,
-		cfg:     cfg,
-		genesis: make(map[string]*cb.Block),
-		client:  ca.Issue("client").SigningIdentity,
-		admin:   ca.Issue("admin", testutil.ListedAdmin()).SigningIdentity,
+	c := &Cluster{brokers: slices.Clone(brokers), cfg: cfg, genesis: make(map[string]*cb.Block)}
+	var err error
+	if c.client, err = cfg.org.Issue("client", msptest.WithOU(msptest.OUClient)); err != nil {
+		return nil, err
 	}
-	signers := make([]msp.SigningIdentity, cfg.nodes)
+	if c.admin, err = cfg.org.Issue("admin", msptest.WithOU(msptest.OUAdmin), msptest.ListedAdmin()); err != nil {
+		return nil, err
+	}
+	signers := make([]*msptest.Identity, cfg.nodes)
 	for i := range signers {
-		signers[i] = ca.Issue(fmt.Sprintf("orderer%d", i)).SigningIdentity
-	}
-	absMax := cfg.absoluteMax
-	if absMax == 0 {
-		absMax = 1 << 20
+		if signers[i], err = cfg.ordererOrg.Issue(nodeName(cfg.name, i), msptest.WithOU(msptest.OUOrderer)); err != nil {
+			return nil, err
+		}
 	}
 	for _, spec := range cfg.channels {
 		g := spec.genesis
 		if g == nil {
-			chCfg := testutil.ChannelConfig(spec.name, []*testutil.CA{ca},
-				testutil.WithOrdererOrgs(ca),
-				testutil.WithBatchSize(cfg.batchSize, absMax, absMax/2),
-				testutil.WithBatchTimeout(cfg.batchTimeout))
-			var err error
-			if g, err = channelconfig.GenesisBlock(chCfg); err != nil {
+			g, err = msptest.GenesisBlock(spec.name, []*msptest.CA{cfg.org},
+				msptest.WithOrdererOrgs(cfg.ordererOrg),
+				msptest.WithBatchSize(cfg.batchSize, cfg.absoluteMax, cfg.preferredMax),
+				msptest.WithBatchTimeout(cfg.batchTimeout),
+				msptest.WithKafkaBrokers(brokers...))
+			if err != nil {
 				return nil, fmt.Errorf("consensustest: genesis block of %s: %w", spec.name, err)
 			}
 		}
@@ -234,17 +324,51 @@ func NewCluster(k *Kafka, opts ...ClusterOption) (*Cluster, error) {
 		c.genesis[spec.name] = g
 	}
 	for i := range cfg.nodes {
-		n := &Node{c: c, id: i, signer: signers[i], ledgers: make(map[string]ledger.Ledger), chains: make(map[string]*consensus.Chain)}
+		n := &Node{c: c, id: i, name: nodeName(cfg.name, i), signer: signers[i],
+			ledgers: make(map[string]ledger.Ledger), chains: make(map[string]*consensus.Chain)}
 		if cfg.unsigned {
 			n.signer = nil
+		}
+		c.nodes = append(c.nodes, n)
+		if cfg.ledgers != nil {
+			for _, ch := range c.channels {
+				l, err := cfg.ledgers(i, ch)
+				if err == nil && l == nil {
+					err = errors.New("nil ledger")
+				}
+				if err != nil {
+					c.Close()
+					return nil, fmt.Errorf("consensustest: %s, channel %s: WithLedgers: %w", n, ch, err)
+				}
+				n.ledgers[ch] = l
+			}
 		}
 		if err := n.build(); err != nil {
 			c.Close()
 			return nil, err
 		}
-		c.nodes = append(c.nodes, n)
 	}
 	return c, nil
+}
+
+func nodeName(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, i) }
+
+// minLevel passes the records of level min and above to a Handler.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
 }
 
 // Start starts every node's chains; they set up Kafka in the background
@@ -285,29 +409,29 @@ func (c *Cluster) Channels() []string { return slices.Clone(c.channels) }
 // Genesis returns the genesis block of channel, or nil.
 func (c *Cluster) Genesis(channel string) *cb.Block { return c.genesis[channel] }
 
-// Kafka returns the Kafka the cluster runs on.
-func (c *Cluster) Kafka() *Kafka { return c.k }
+// Brokers returns the seed brokers the nodes connect to.
+func (c *Cluster) Brokers() []string { return slices.Clone(c.brokers) }
 
-// Client returns the generated client identity, a member of the generated
+// Org returns the cluster's organisation (WithOrg).
+func (c *Cluster) Org() *msptest.CA { return c.cfg.org }
+
+// OrdererOrg returns the organisation of the nodes' identities
+// (WithOrdererOrg).
+func (c *Cluster) OrdererOrg() *msptest.CA { return c.cfg.ordererOrg }
+
+// Client returns the client identity, a member of the cluster's
 // organisation: it may write to generated channels.
-func (c *Cluster) Client() msp.SigningIdentity { return c.client }
+func (c *Cluster) Client() *msptest.Identity { return c.client }
 
-// Admin returns the generated administrator of the generated organisation:
-// its signature satisfies the Admins policy of generated channels.
-func (c *Cluster) Admin() msp.SigningIdentity { return c.admin }
+// Admin returns the administrator of the cluster's organisation: its
+// signature satisfies the Admins policy of generated channels.
+func (c *Cluster) Admin() *msptest.Identity { return c.admin }
 
 // Envelope returns a normal (ENDORSER_TRANSACTION) envelope for channel
 // carrying data, signed by the cluster's client identity, with a fresh
-// transaction ID.
-func (c *Cluster) Envelope(channel string, data []byte) *cb.Envelope {
-	return NewEnvelope(c.client, channel, data)
-}
-
-// NewEnvelope returns a normal (ENDORSER_TRANSACTION) envelope for channel
-// carrying data, signed by signer, with a fresh nonce and transaction ID.
-// It panics if signer fails to sign.
-func NewEnvelope(signer msp.SigningIdentity, channel string, data []byte) *cb.Envelope {
-	return testutil.Envelope(signer, channel, cb.HeaderType_ENDORSER_TRANSACTION, data)
+// transaction ID (protoutil.NewSignedEnvelope).
+func (c *Cluster) Envelope(channel string, data []byte) (*cb.Envelope, error) {
+	return protoutil.NewSignedEnvelope(cb.HeaderType_ENDORSER_TRANSACTION, channel, data, c.client)
 }
 
 // EnvelopeData returns the payload data of an envelope as stored in a
@@ -322,6 +446,16 @@ func EnvelopeData(envBytes []byte) (data []byte, txID string, err error) {
 		return nil, "", err
 	}
 	return h.Payload.GetData(), h.ChannelHeader.GetTxId(), nil
+}
+
+// TxID returns the transaction ID of env's channel header, the key
+// WaitInAllLedgers and CheckAgreement take.
+func TxID(env *cb.Envelope) (string, error) {
+	h, err := protoutil.EnvelopeHeaders(env)
+	if err != nil {
+		return "", err
+	}
+	return h.ChannelHeader.GetTxId(), nil
 }
 
 // ConfigUpdate returns a config envelope for channel that proposes its
@@ -350,16 +484,34 @@ func (c *Cluster) ConfigUpdate(channel string, update func(*ccpb.ChannelConfig))
 	return channelconfig.NewConfigEnvelope(next, c.admin, c.admin)
 }
 
-// Order validates env on one running node (chosen round robin) and orders
-// it there, returning once Kafka acknowledged it.
+// Order validates env on one node that is ready (running, and its chain
+// available: consensus.Chain.Available), chosen round robin, and orders it
+// there, returning once Kafka acknowledged it; it never waits past ctx.
+// Nodes that are stopped, errored, halted or still setting up are skipped;
+// when none is ready it returns at once an error wrapping
+// consensus.ErrNotReady that says why for each node.
 func (c *Cluster) Order(ctx context.Context, channel string, env *cb.Envelope) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var why []string
 	for range c.nodes {
 		n := c.nodes[int(c.next.Add(1)-1)%len(c.nodes)]
-		if n.Running() {
-			return n.Order(ctx, channel, env)
+		ch := n.Chain(channel)
+		switch {
+		case ch == nil:
+			return fmt.Errorf("consensustest: %s does not serve channel %q", n, channel)
+		case !n.Running():
+			why = append(why, n.String()+" is stopped")
+			continue
 		}
+		if err := ch.Available(); err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", n, err))
+			continue
+		}
+		return n.Order(ctx, channel, env)
 	}
-	return fmt.Errorf("%w: no running node", consensus.ErrNotReady)
+	return fmt.Errorf("consensustest: channel %s: %w on any node (%s)", channel, consensus.ErrNotReady, strings.Join(why, "; "))
 }
 
 // WaitHeight waits until the ledger of channel on every running node has
@@ -375,10 +527,10 @@ func (c *Cluster) WaitHeight(ctx context.Context, channel string, h uint64) erro
 			}
 			ch := n.Chain(channel)
 			if ch == nil {
-				return fmt.Errorf("consensustest: node %d does not serve channel %q", n.id, channel)
+				return fmt.Errorf("consensustest: %s does not serve channel %q", n, channel)
 			}
 			if err := ch.Err(); err != nil {
-				return fmt.Errorf("consensustest: node %d: %w", n.id, err)
+				return fmt.Errorf("consensustest: %s: %w", n, err)
 			}
 			if ch.Height() < h {
 				done = false
@@ -412,18 +564,18 @@ func (c *Cluster) Heights(channel string) []uint64 {
 // with CompareLedgers, up to the lowest height among them.
 func (c *Cluster) CheckConsistent(channel string) error {
 	var ref ledger.Reader
-	refID := -1
+	var refName string
 	for _, n := range c.nodes {
 		l := n.Ledger(channel)
 		if l == nil {
 			continue
 		}
 		if ref == nil {
-			ref, refID = l, n.id
+			ref, refName = l, n.String()
 			continue
 		}
 		if err := CompareLedgers(ref, l); err != nil {
-			return fmt.Errorf("consensustest: channel %s: node %d vs node %d: %w", channel, refID, n.id, err)
+			return fmt.Errorf("consensustest: channel %s: %s vs %s: %w", channel, refName, n, err)
 		}
 	}
 	return nil
@@ -529,6 +681,7 @@ func (c *Cluster) Close() {
 type Node struct {
 	c      *Cluster
 	id     int
+	name   string
 	signer msp.SigningIdentity
 
 	mu      sync.Mutex
@@ -587,7 +740,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	}
 	for _, ch := range chains {
 		if err := ch.WaitReady(ctx); err != nil {
-			return fmt.Errorf("consensustest: node %d, channel %s: %w", n.id, ch.Channel(), err)
+			return fmt.Errorf("consensustest: %s, channel %s: %w", n, ch.Channel(), err)
 		}
 	}
 	return nil
@@ -598,7 +751,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 func (n *Node) Order(ctx context.Context, channel string, env *cb.Envelope) error {
 	ch := n.Chain(channel)
 	if ch == nil {
-		return fmt.Errorf("consensustest: node %d does not serve channel %q", n.id, channel)
+		return fmt.Errorf("consensustest: %s does not serve channel %q", n, channel)
 	}
 	seq, err := ch.ProcessNormal(env)
 	if err != nil {
@@ -608,8 +761,8 @@ func (n *Node) Order(ctx context.Context, channel string, env *cb.Envelope) erro
 }
 
 // Stop halts the node's consenter and waits for its chains, then closes
-// its file ledgers (memory ledgers stay readable). Stopping a stopped node
-// does nothing.
+// its file ledgers (WithFileLedgers); other ledgers stay open and readable.
+// Stopping a stopped node does nothing.
 func (n *Node) Stop() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -656,22 +809,19 @@ func (n *Node) build() error {
 // and its chains.
 func (n *Node) buildLocked() error {
 	c := n.c
-	log := c.cfg.logger.With("node", n.id)
-	addrs := c.k.Addrs()
+	log := c.cfg.logger.With("node", n.name)
+	addrs := c.brokers
 	ts := consensus.DefaultTopicSettings()
 	if len(addrs) < int(ts.ReplicationFactor) {
 		ts = consensus.TopicSettings{ReplicationFactor: int16(len(addrs)), MinInsyncReplicas: min(ts.MinInsyncReplicas, len(addrs))}
 	}
 	opts := []consensus.Option{
 		consensus.WithSeedBrokers(addrs...),
-		consensus.WithClientID(fmt.Sprintf("node%d", n.id)),
+		consensus.WithClientID(n.name),
 		consensus.WithRetry(FastRetryPolicy()),
 		consensus.WithTopicSettings(ts),
 		consensus.WithLogger(log),
-		consensus.WithKgoOpts(
-			kgo.MetadataMinAge(100*time.Millisecond),
-			kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
-		),
+		consensus.WithKgoOpts(FastKgoOpts()...),
 	}
 	if n.signer != nil {
 		opts = append(opts, consensus.WithSigner(n.signer))
@@ -686,17 +836,17 @@ func (n *Node) buildLocked() error {
 	opts = append(opts, c.cfg.opts...)
 	cons, err := consensus.NewConsenter(opts...)
 	if err != nil {
-		return fmt.Errorf("consensustest: node %d: %w", n.id, err)
+		return fmt.Errorf("consensustest: %s: %w", n, err)
 	}
 	chains := make(map[string]*consensus.Chain, len(c.channels))
 	for _, name := range c.channels {
 		l := n.ledgers[name]
 		if l == nil {
 			if c.cfg.dir != "" {
-				f, err := ledger.OpenFile(filepath.Join(c.cfg.dir, fmt.Sprintf("node%d", n.id), name), ledger.WithLogger(log))
+				f, err := ledger.OpenFile(filepath.Join(c.cfg.dir, n.name, name), ledger.WithLogger(log))
 				if err != nil {
 					cons.Close()
-					return fmt.Errorf("consensustest: node %d, channel %s: %w", n.id, name, err)
+					return fmt.Errorf("consensustest: %s, channel %s: %w", n, name, err)
 				}
 				l = f
 			} else {
@@ -707,7 +857,7 @@ func (n *Node) buildLocked() error {
 		ch, err := cons.NewChain(name, l, c.genesis[name])
 		if err != nil {
 			cons.Close()
-			return fmt.Errorf("consensustest: node %d: %w", n.id, err)
+			return fmt.Errorf("consensustest: %s: %w", n, err)
 		}
 		chains[name] = ch
 	}
@@ -722,7 +872,7 @@ func (n *Node) start() error {
 		return nil
 	}
 	if n.cons == nil {
-		return fmt.Errorf("consensustest: node %d is stopped: use Restart", n.id)
+		return fmt.Errorf("consensustest: %s is stopped: use Restart", n)
 	}
 	return n.startLocked()
 }
@@ -752,7 +902,7 @@ type nodeSource struct {
 	id int
 }
 
-func (s nodeSource) String() string { return fmt.Sprintf("node%d", s.id) }
+func (s nodeSource) String() string { return nodeName(s.c.cfg.name, s.id) }
 
 // Blocks serves the blocks of the node's ledger.
 func (s nodeSource) Blocks(ctx context.Context, channel string, from uint64, fn func(*cb.Block) error) error {
@@ -769,7 +919,7 @@ var _ consensus.BlockSource = (*Node)(nil)
 func (n *Node) Blocks(ctx context.Context, channel string, from uint64, fn func(*cb.Block) error) error {
 	l := n.Ledger(channel)
 	if l == nil {
-		return fmt.Errorf("consensustest: node %d has no open ledger of %q", n.id, channel)
+		return fmt.Errorf("consensustest: %s has no open ledger of %q", n, channel)
 	}
 	for h := l.Height(); from < h; from++ {
 		if err := ctx.Err(); err != nil {
@@ -786,5 +936,5 @@ func (n *Node) Blocks(ctx context.Context, channel string, from uint64, fn func(
 	return nil
 }
 
-// String names the node, as "node0".
-func (n *Node) String() string { return fmt.Sprintf("node%d", n.id) }
+// String returns the node's name, as "node0" (see WithNodeNames).
+func (n *Node) String() string { return n.name }

@@ -1,15 +1,19 @@
 package consensustest_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
@@ -18,26 +22,41 @@ import (
 func TestClusterOptionsRejected(t *testing.T) {
 	k := startKafka(t)
 	for name, opts := range map[string][]consensustest.ClusterOption{
-		"no nodes":      {consensustest.WithNodes(0)},
-		"bad channel":   {consensustest.WithChannels("bad/name")},
-		"twice":         {consensustest.WithChannels("a", "a")},
-		"empty batch":   {consensustest.WithBatchSize(0, 0)},
-		"zero timeout":  {consensustest.WithBatchTimeout(0)},
+		"no nodes":     {consensustest.WithNodes(0)},
+		"bad channel":  {consensustest.WithChannels("bad/name")},
+		"twice":        {consensustest.WithChannels("a", "a")},
+		"empty batch":  {consensustest.WithBatchSize(0, 0)},
+		"preferred":    {consensustest.WithBatchSize(10, 1000), consensustest.WithPreferredMaxBytes(1001)},
+		"zero timeout": {consensustest.WithBatchTimeout(0)},
+		"no name":      {consensustest.WithNodeNames("")},
+		"two ledgers": {consensustest.WithFileLedgers(t.TempDir()), consensustest.WithLedgers(func(int, string) (ledger.Ledger, error) {
+			return ledger.NewMemory(), nil
+		})},
+		"failed ledger": {consensustest.WithLedgers(func(int, string) (ledger.Ledger, error) { return nil, errors.New("no disk") })},
 		"bad consenter": {consensustest.WithConsenterOpts(consensus.WithTopicSettings(consensus.TopicSettings{MaxMessageBytes: 1}))},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := consensustest.NewCluster(k, opts...)
+			c, err := consensustest.NewCluster(k.Addrs(), opts...)
 			require.Error(t, err)
 			require.Nil(t, c)
 		})
 	}
 	_, err := consensustest.NewCluster(nil)
-	require.Error(t, err)
+	require.ErrorContains(t, err, "no seed brokers")
+}
+
+// envelope returns an envelope for channel carrying data, signed by c's
+// client.
+func envelope(t *testing.T, c *consensustest.Cluster, channel string, data []byte) *cb.Envelope {
+	t.Helper()
+	env, err := c.Envelope(channel, data)
+	require.NoError(t, err)
+	return env
 }
 
 func TestClusterOrderRestartAndCompare(t *testing.T) {
 	k := startKafka(t)
-	c, err := consensustest.NewCluster(k,
+	c, err := consensustest.NewCluster(k.Addrs(),
 		consensustest.WithNodes(2),
 		consensustest.WithChannels("a", "b"),
 		consensustest.WithFileLedgers(t.TempDir()),
@@ -56,7 +75,7 @@ func TestClusterOrderRestartAndCompare(t *testing.T) {
 
 	order := func(ch string, from, to int) {
 		for i := from; i < to; i++ {
-			require.NoError(t, c.Order(ctx, ch, c.Envelope(ch, fmt.Appendf(nil, "%s-%d", ch, i))))
+			require.NoError(t, c.Order(ctx, ch, envelope(t, c, ch, fmt.Appendf(nil, "%s-%d", ch, i))))
 		}
 	}
 	order("a", 0, 8)
@@ -100,14 +119,14 @@ func TestClusterOrderRestartAndCompare(t *testing.T) {
 }
 
 func TestCompareLedgersNamesFirstDifference(t *testing.T) {
-	cl, err := consensustest.NewCluster(startKafka(t)) // never started: only its identities are used
+	cl, err := consensustest.NewCluster([]string{"127.0.0.1:1"}) // never started: only its identities are used
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	mk := func(payloads ...string) *ledger.Memory {
 		l := ledger.NewMemory()
 		var prev []byte
 		for i, p := range payloads {
-			env := cl.Envelope("ch", []byte(p))
+			env := envelope(t, cl, "ch", []byte(p))
 			b := protoutil.NewBlock(uint64(i), prev, [][]byte{protoutil.MarshalOrPanic(env)})
 			protoutil.SetMetadata(b, cb.BlockMetadataIndex_ORDERER, &cb.Metadata{Value: []byte{byte(i)}})
 			require.NoError(t, l.Append(b))
@@ -147,4 +166,99 @@ func TestCompareLedgersNamesFirstDifference(t *testing.T) {
 	protoutil.SetMetadata(c1, cb.BlockMetadataIndex_ORDERER, &cb.Metadata{Value: []byte{9}})
 	require.NoError(t, m.Append(c1))
 	require.ErrorContains(t, consensustest.CompareLedgers(a, m), "block 1 differs: ORDERER metadata")
+}
+
+// TestClusterOrderSkipsUnready orders through the nodes that are ready
+// only, and fails at once when none is.
+func TestClusterOrderSkipsUnready(t *testing.T) {
+	k := startKafka(t)
+	ctx := testCtx(t, 30*time.Second)
+	c, err := consensustest.NewCluster(k.Addrs(), consensustest.WithBatchTimeout(20*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	ch := consensustest.DefaultChannel
+
+	// Created, not started: no chain is available.
+	start := time.Now()
+	err = c.Order(ctx, ch, envelope(t, c, ch, []byte("early")))
+	require.ErrorIs(t, err, consensus.ErrNotReady)
+	require.ErrorContains(t, err, "node0")
+	require.Less(t, time.Since(start), time.Second)
+
+	require.NoError(t, c.Start(ctx))
+	require.NoError(t, c.WaitReady(ctx))
+	c.Node(0).Stop()
+	c.Node(1).Chain(ch).Halt()
+	for i := range 6 {
+		require.NoError(t, c.Order(ctx, ch, envelope(t, c, ch, fmt.Appendf(nil, "tx %d", i))))
+	}
+	require.NoError(t, c.Node(2).WaitReady(ctx))
+	require.Eventually(t, func() bool { return c.Node(2).Chain(ch).Height() >= 2 }, 10*time.Second, 5*time.Millisecond)
+
+	c.Node(2).Stop()
+	err = c.Order(ctx, ch, envelope(t, c, ch, []byte("none")))
+	require.ErrorIs(t, err, consensus.ErrNotReady)
+	require.ErrorContains(t, err, "node0 is stopped")
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, c.Order(cancelled, ch, envelope(t, c, ch, []byte("late"))), context.Canceled)
+	require.ErrorContains(t, c.Order(ctx, "nope", envelope(t, c, "nope", nil)), "does not serve channel")
+}
+
+// TestClusterOrgsNamesAndLedgers runs a cluster with organisations of its
+// own (NodeOUs on), named nodes and ledgers from WithLedgers.
+func TestClusterOrgsNamesAndLedgers(t *testing.T) {
+	k := startKafka(t)
+	ctx := testCtx(t, 30*time.Second)
+	app, err := msptest.NewCA("AppMSP", msptest.WithNodeOUs())
+	require.NoError(t, err)
+	orderers, err := msptest.NewCA("OrdererMSP", msptest.WithNodeOUs())
+	require.NoError(t, err)
+	var opened []string
+	c, err := consensustest.NewCluster(k.Addrs(),
+		consensustest.WithNodes(2),
+		consensustest.WithNodeNames("orderer"),
+		consensustest.WithOrg(app),
+		consensustest.WithOrdererOrg(orderers),
+		consensustest.WithBatchSize(3, 0),
+		consensustest.WithLedgers(func(node int, channel string) (ledger.Ledger, error) {
+			opened = append(opened, fmt.Sprint(node, channel))
+			return ledger.NewMemory(), nil
+		}),
+	)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	require.Equal(t, []string{"0" + consensustest.DefaultChannel, "1" + consensustest.DefaultChannel}, opened)
+	require.Equal(t, "orderer1", c.Node(1).String())
+	require.Same(t, app, c.Org())
+	require.Same(t, orderers, c.OrdererOrg())
+	require.Equal(t, k.Addrs(), c.Brokers())
+
+	require.NoError(t, c.Start(ctx))
+	require.NoError(t, c.WaitReady(ctx))
+	ch := consensustest.DefaultChannel
+	for i := range 3 {
+		require.NoError(t, c.Order(ctx, ch, envelope(t, c, ch, fmt.Appendf(nil, "tx %d", i))))
+	}
+	require.NoError(t, c.WaitHeight(ctx, ch, 2))
+	b, err := c.Node(1).Ledger(ch).Block(1)
+	require.NoError(t, err)
+	md, err := protoutil.Metadata(b, cb.BlockMetadataIndex_SIGNATURES)
+	require.NoError(t, err)
+	require.Len(t, md.GetSignatures(), 1)
+	sh := new(cb.SignatureHeader)
+	require.NoError(t, proto.Unmarshal(md.GetSignatures()[0].GetSignatureHeader(), sh))
+	signer, err := c.Node(1).Chain(ch).Config().(consensus.BundleConfig).MSPManager().Deserialize(sh.GetCreator())
+	require.NoError(t, err)
+	require.Equal(t, "OrdererMSP", signer.MSPID())
+	require.Equal(t, "orderer1", signer.Certificate().Subject.CommonName)
+
+	// Ledgers of WithLedgers stay open across a restart.
+	l := c.Node(0).Ledger(ch)
+	c.Node(0).Stop()
+	require.Same(t, l, c.Node(0).Ledger(ch))
+	require.NoError(t, c.Node(0).Restart())
+	require.NoError(t, c.Node(0).WaitReady(ctx))
+	require.NoError(t, c.CheckConsistent(ch))
 }

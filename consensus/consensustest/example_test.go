@@ -19,7 +19,7 @@ func Example() {
 	}
 	defer k.Close()
 
-	c, err := consensustest.NewCluster(k,
+	c, err := consensustest.NewCluster(k.Addrs(),
 		consensustest.WithBatchSize(5, 0),              // a block every five envelopes
 		consensustest.WithBatchTimeout(10*time.Second), // and none cut by time here
 	)
@@ -42,7 +42,11 @@ func Example() {
 
 	ch := consensustest.DefaultChannel
 	for i := range 10 {
-		env := c.Envelope(ch, fmt.Appendf(nil, "tx %d", i))
+		env, err := c.Envelope(ch, fmt.Appendf(nil, "tx %d", i))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
 		if err := c.Order(ctx, ch, env); err != nil { // round robin over the nodes
 			fmt.Println(err)
 			return

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -221,25 +222,46 @@ func (k *Kafka) fault(key kmsg.Key, n int, err *kerr.Error) *kfake.FaultHandle {
 }
 
 // DropConnections closes every open client connection to the given brokers
-// (all brokers when none are given). Clients see the connection fail, then
+// (all brokers when none are given). Clients see the connection end, then
 // reconnect: the brokers keep accepting new connections unless paused.
 func (k *Kafka) DropConnections(nodes ...int32) {
 	k.closeConns(nodes)
 }
 
 // Pause makes the given brokers (all brokers when none are given)
-// unreachable: their open client connections are closed and every new one
-// is closed as soon as it is accepted, as when a broker is down or
-// partitioned away. The brokers keep their data. Resume undoes it.
+// unreachable, as when a broker is down: their open client connections are
+// reset, and their listeners are closed so that new connections are
+// refused. Clients see "connection reset" and "connection refused", network
+// errors they retry, as they would with a real outage; a broker that
+// accepted connections only to close them would instead look like a TLS or
+// SASL mismatch to franz-go. The brokers keep their data. Resume undoes it.
 func (k *Kafka) Pause(nodes ...int32) {
-	k.setDown(nodes, true)
-	k.closeConns(nodes)
+	k.mu.Lock()
+	for i, ln := range k.lns {
+		if len(nodes) == 0 || slices.Contains(nodes, int32(i)) {
+			ln.pauseLocked()
+		}
+	}
+	k.mu.Unlock()
+	k.resetConns(nodes)
 }
 
 // Resume makes brokers paused with Pause reachable again (all brokers when
-// none are given). Clients reconnect on their next attempt.
-func (k *Kafka) Resume(nodes ...int32) {
-	k.setDown(nodes, false)
+// none are given): each listens again on its address. Clients reconnect on
+// their next attempt. It fails if a broker's port was taken while it was
+// paused; the other brokers are resumed nevertheless.
+func (k *Kafka) Resume(nodes ...int32) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var errs []error
+	for i, ln := range k.lns {
+		if len(nodes) == 0 || slices.Contains(nodes, int32(i)) {
+			if err := ln.resumeLocked(); err != nil {
+				errs = append(errs, fmt.Errorf("consensustest: resuming broker %d: %w", i, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Paused reports whether broker node is paused.
@@ -249,17 +271,40 @@ func (k *Kafka) Paused(node int32) bool {
 	if node < 0 || int(node) >= len(k.lns) {
 		return false
 	}
-	return k.lns[node].down
+	l := k.lns[node]
+	return l.ln == nil && !l.closed
 }
 
-func (k *Kafka) setDown(nodes []int32, down bool) {
+// Leader returns the node ID of the broker that leads partition of topic,
+// for faults aimed at it (Pause, DropConnections). It fails if the topic or
+// the partition does not exist, or once the Kafka is closed.
+func (k *Kafka) Leader(topic string, partition int32) (int32, error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	for i, ln := range k.lns {
-		if len(nodes) == 0 || slices.Contains(nodes, int32(i)) {
-			ln.down = down
+	closed := k.closed
+	k.mu.Unlock()
+	if closed {
+		return -1, errors.New("consensustest: Leader: kafka closed")
+	}
+	n := k.c.LeaderFor(topic, partition)
+	if n < 0 {
+		return -1, fmt.Errorf("consensustest: Leader: no partition %d of topic %q", partition, topic)
+	}
+	return n, nil
+}
+
+// resetConns closes the connections to the given nodes (all if nodes is
+// empty) with a TCP reset, as a crashed host's kernel answers.
+func (k *Kafka) resetConns(nodes []int32) {
+	k.mu.Lock()
+	for c := range k.conns {
+		if len(nodes) == 0 || slices.Contains(nodes, c.ln.node) {
+			if tc, ok := c.Conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // the close then resets
+			}
 		}
 	}
+	k.mu.Unlock()
+	k.closeConns(nodes)
 }
 
 // closeConns closes the connections to the given nodes, all if nodes is
@@ -288,37 +333,108 @@ func (k *Kafka) listen(network, addr string) (net.Listener, error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	tl := &trackedListener{Listener: ln, k: k, node: int32(len(k.lns))}
+	tl := &trackedListener{k: k, node: int32(len(k.lns)), network: network, addr: ln.Addr(), ln: ln}
 	k.lns = append(k.lns, tl)
 	return tl, nil
 }
 
-// trackedListener records the connections it accepts, so that they can be
-// dropped, and drops new ones at once while its broker is paused.
+// trackedListener is a broker's listener. It records the connections it
+// accepts, so that they can be dropped, and closes its socket while its
+// broker is paused, listening again on the same address on resume; kfake's
+// accept loop meanwhile waits in Accept.
 type trackedListener struct {
-	net.Listener
-	k    *Kafka
-	node int32
-	down bool // guarded by k.mu
+	k       *Kafka
+	node    int32
+	network string
+	addr    net.Addr
+
+	// Guarded by k.mu.
+	ln      net.Listener  // nil while paused or closed
+	closed  bool          // closed by kfake
+	resumed chan struct{} // while paused: closed on resume or close
 }
+
+func (l *trackedListener) Addr() net.Addr { return l.addr }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
 		l.k.mu.Lock()
-		if l.down || l.k.closed {
-			l.k.mu.Unlock()
-			c.Close()
+		ln, resumed, closed := l.ln, l.resumed, l.closed
+		l.k.mu.Unlock()
+		if closed {
+			return nil, net.ErrClosed
+		}
+		if ln == nil {
+			<-resumed
 			continue
 		}
-		tc := &trackedConn{Conn: c, ln: l}
-		l.k.conns[tc] = struct{}{}
+		c, err := ln.Accept()
+		l.k.mu.Lock()
+		current := l.ln == ln && !l.closed && !l.k.closed
+		if err == nil && current {
+			tc := &trackedConn{Conn: c, ln: l}
+			l.k.conns[tc] = struct{}{}
+			l.k.mu.Unlock()
+			return tc, nil
+		}
+		paused := l.ln != ln && !l.closed
 		l.k.mu.Unlock()
-		return tc, nil
+		switch {
+		case err == nil:
+			c.Close() // accepted as the broker was paused or closed
+		case !paused:
+			return nil, err
+		}
 	}
+}
+
+func (l *trackedListener) Close() error {
+	l.k.mu.Lock()
+	ln := l.ln
+	if !l.closed {
+		l.closed = true
+		l.ln = nil
+		if l.resumed != nil {
+			close(l.resumed)
+			l.resumed = nil
+		}
+	}
+	l.k.mu.Unlock()
+	if ln == nil {
+		return nil
+	}
+	return ln.Close()
+}
+
+// pauseLocked closes the listener's socket; k.mu is held.
+func (l *trackedListener) pauseLocked() {
+	if l.ln == nil || l.closed {
+		return
+	}
+	l.ln.Close()
+	l.ln = nil
+	l.resumed = make(chan struct{})
+}
+
+// resumeLocked listens again on the listener's address; k.mu is held. The
+// port may be briefly unavailable (a client connection may hold it as its
+// own), so it tries for a second.
+func (l *trackedListener) resumeLocked() error {
+	if l.ln != nil || l.closed {
+		return nil
+	}
+	var err error
+	for range 20 {
+		var ln net.Listener
+		if ln, err = net.Listen(l.network, l.addr.String()); err == nil {
+			l.ln = ln
+			close(l.resumed)
+			l.resumed = nil
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }
 
 type trackedConn struct {

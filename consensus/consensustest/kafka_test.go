@@ -236,7 +236,7 @@ func TestKafkaPauseResume(t *testing.T) {
 	done := produceHeld(t, ctx, p, rec("during"))
 
 	// After Resume the held record is delivered.
-	k.Resume()
+	require.NoError(t, k.Resume())
 	require.False(t, k.Paused(0))
 	select {
 	case err := <-done:
@@ -271,7 +271,7 @@ func TestKafkaPauseOneBroker(t *testing.T) {
 	defer only0.Close()
 	require.NoError(t, only0.Ping(ctx))
 
-	k.Resume(1)
+	require.NoError(t, k.Resume(1))
 	require.NoError(t, only1.Ping(ctx))
 }
 
@@ -339,4 +339,70 @@ func produceHeld(t *testing.T, ctx context.Context, p *kgo.Client, r *kgo.Record
 	case <-time.After(300 * time.Millisecond):
 	}
 	return done
+}
+
+// TestKafkaPausedBrokerRefuses checks that a paused broker looks down to
+// clients, not misconfigured: franz-go reports a reset or refused
+// connection (network errors it retries), not a connection closed at once,
+// which it takes for a TLS or SASL mismatch.
+func TestKafkaPausedBrokerRefuses(t *testing.T) {
+	k := startKafka(t)
+	ctx := testCtx(t, 20*time.Second)
+	createTopic(t, ctx, k, testTopic)
+	p := newClient(t, k)
+	require.NoError(t, p.ProduceSync(ctx, rec("before")).FirstErr())
+
+	k.Pause()
+	for _, cl := range []*kgo.Client{p, newClient(t, k)} {
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		err := cl.Ping(short)
+		cancel()
+		require.Error(t, err)
+		var first *kgo.ErrFirstReadEOF
+		require.False(t, errors.As(err, &first), "%v", err)
+		require.NotContains(t, err.Error(), "TLS")
+		require.ErrorContains(t, err, "refused")
+	}
+
+	require.NoError(t, k.Resume())
+	require.NoError(t, p.ProduceSync(ctx, rec("after")).FirstErr())
+}
+
+func TestKafkaLeader(t *testing.T) {
+	k := startKafka(t)
+	ctx := testCtx(t, 10*time.Second)
+	createTopic(t, ctx, k, testTopic)
+	leader, err := k.Leader(testTopic, 0)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, leader, int32(0))
+	require.Less(t, leader, int32(len(k.Addrs())))
+
+	// Pausing the leader alone stops a client that knows only it.
+	k.Pause(leader)
+	only, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()[leader]))
+	require.NoError(t, err)
+	defer only.Close()
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	require.Error(t, only.Ping(short))
+	cancel()
+	require.NoError(t, k.Resume(leader))
+
+	_, err = k.Leader(testTopic, 1)
+	require.ErrorContains(t, err, "no partition 1")
+	_, err = k.Leader("nope", 0)
+	require.Error(t, err)
+	k.Close()
+	_, err = k.Leader(testTopic, 0)
+	require.ErrorContains(t, err, "closed")
+}
+
+// TestKafkaCloseWhilePaused closes a Kafka whose brokers are paused: the
+// brokers' accept loops end (goleak checks), and Resume is then a no-op.
+func TestKafkaCloseWhilePaused(t *testing.T) {
+	k, err := consensustest.StartKafka()
+	require.NoError(t, err)
+	k.Pause()
+	k.Close()
+	require.False(t, k.Paused(0))
+	require.NoError(t, k.Resume())
 }

@@ -1,22 +1,15 @@
 package consensustest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 )
 
 // SASL mechanisms of WithSASLUser, as Kafka names them.
@@ -37,8 +30,8 @@ type saslUser struct{ mechanism, user, password string }
 //
 // TLS is layered above the connection tracking, so DropConnections, Pause
 // and Resume work as without it: dropping a connection cuts the TCP
-// connection under the TLS session, and a paused broker closes new
-// connections before their handshake. cfg is cloned.
+// connection under the TLS session, and a paused broker refuses new
+// connections before any handshake. cfg is cloned.
 func WithTLS(cfg *tls.Config) KafkaOption {
 	return func(c *kafkaConfig) {
 		c.tlsSet = true
@@ -109,9 +102,10 @@ func (c *kafkaConfig) validateSecurity() error {
 	return nil
 }
 
-// TLSCerts are the certificates of SelfSignedTLS: a throwaway CA, a server
-// certificate it signed for 127.0.0.1, ::1 and localhost, and a client
-// certificate it signed. They are valid from an hour ago for a day.
+// TLSCerts are the certificates of SelfSignedTLS: a throwaway TLS CA (of an
+// msptest organisation), a server certificate it signed for 127.0.0.1, ::1
+// and localhost, and a client certificate it signed. The certificates are
+// valid from an hour ago for a day.
 type TLSCerts struct {
 	// Server is the brokers' configuration, for WithTLS. It verifies a
 	// client certificate signed by the CA if one is presented, but does not
@@ -134,94 +128,40 @@ type TLSCerts struct {
 // SelfSignedTLS generates a CA and certificates for a TLS Kafka on
 // 127.0.0.1: pass Server to WithTLS and Client to the clients.
 func SelfSignedTLS() (*TLSCerts, error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	org, err := msptest.NewCA("consensustest", msptest.WithCAName("ca.consensustest"))
 	if err != nil {
 		return nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
 	}
-	caTmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "consensustest CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := createCert(caTmpl, caTmpl, caKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
+	server, err := org.IssueTLS("127.0.0.1", []string{"127.0.0.1", "::1", "localhost"})
 	if err != nil {
 		return nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
 	}
-	leaf := func(cn string, usage x509.ExtKeyUsage, ips []net.IP, dns []string) (tls.Certificate, []byte, []byte, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return tls.Certificate{}, nil, nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
-		}
-		der, err := createCert(&x509.Certificate{
-			Subject:     pkix.Name{CommonName: cn},
-			NotBefore:   now.Add(-time.Hour),
-			NotAfter:    now.Add(24 * time.Hour),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: ips,
-			DNSNames:    dns,
-		}, ca, key, caKey)
-		if err != nil {
-			return tls.Certificate{}, nil, nil, err
-		}
-		pk, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return tls.Certificate{}, nil, nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
-		}
-		certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-		keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return tls.Certificate{}, nil, nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
-		}
-		return cert, certPEM, keyPEM, nil
-	}
-	server, _, _, err := leaf("127.0.0.1", x509.ExtKeyUsageServerAuth,
-		[]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, []string{"localhost"})
+	client, err := org.IssueTLS("consensustest client", nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
 	}
-	client, clientPEM, clientKeyPEM, err := leaf("consensustest client", x509.ExtKeyUsageClientAuth, nil, nil)
+	serverCert, err := server.Certificate()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	c := &TLSCerts{
+	clientCert, err := client.Certificate()
+	if err != nil {
+		return nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
+	}
+	pool := server.CAPool()
+	return &TLSCerts{
 		Server: &tls.Config{
-			Certificates: []tls.Certificate{server},
+			Certificates: []tls.Certificate{serverCert},
 			ClientAuth:   tls.VerifyClientCertIfGiven,
 			ClientCAs:    pool,
 			MinVersion:   tls.VersionTLS12,
 		},
 		Client:        &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		MutualClient:  &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{client}, MinVersion: tls.VersionTLS12},
-		CAPEM:         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		ClientCertPEM: clientPEM,
-		ClientKeyPEM:  clientKeyPEM,
-	}
-	return c, nil
-}
-
-func createCert(tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) ([]byte, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
-	}
-	tmpl.SerialNumber = serial
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	if err != nil {
-		return nil, fmt.Errorf("consensustest: SelfSignedTLS: %w", err)
-	}
-	return der, nil
+		MutualClient:  &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12},
+		CAPEM:         server.CACertPEM,
+		ClientCertPEM: client.CertPEM,
+		ClientKeyPEM:  client.KeyPEM,
+	}, nil
 }
 
 // rejectUnknownCredentials makes the brokers answer a SASLAuthenticate

@@ -99,7 +99,7 @@ func TestKafkaTLSSASLFaults(t *testing.T) {
 
 	k.Pause()
 	done := produceHeld(t, ctx, p, rec("paused"))
-	k.Resume()
+	require.NoError(t, k.Resume())
 	require.NoError(t, <-done)
 
 	c := newClient(t, k, append(auth, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{

@@ -64,6 +64,7 @@ var (
 	brokers  = flag.Int("brokers", 3, "embedded Kafka brokers")
 	ledgerK  = flag.String("ledger", string(defaults.Ledger), "nodes' ledger: memory or file (fsync every block, in a temporary directory)")
 	unsigned = flag.Bool("unsigned", false, "leave blocks unsigned")
+	validate = flag.Bool("validate-all", false, "every node validates every envelope it consumes (consensus.WithEnvelopeValidation)")
 	payload  = flag.String("payload", string(defaults.Payload), "envelope filling: random (incompressible) or zero")
 	linger   = flag.Duration("linger", defaults.Linger, "producer linger of both sides")
 	size     = flag.Int("size", defaults.EnvSize, "envelope size in bytes (payload + signature)")
@@ -74,6 +75,8 @@ var (
 	chart    = flag.String("chart", "", "write a chart of the results to this file (.svg or .png)")
 	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the chain alone to this file")
 	deadline = flag.Duration("deadline", 30*time.Minute, "give up after this long")
+	channels = flag.Int("channels", 0, "measure one node serving this many channels instead of the patterns (see -busy)")
+	busy     = flag.Int("busy", 100, "with -channels: channels sharing the load, against one channel carrying it all")
 )
 
 // pattern is one way of sending envelopes.
@@ -138,6 +141,11 @@ func (p pattern) envelopes() int {
 }
 
 func run(out io.Writer) error {
+	if *channels > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), *deadline)
+		defer cancel()
+		return runChannels(ctx, out, *channels, *busy, *total, *inFlight)
+	}
 	ps, err := parsePatterns(*patterns, *sweep, *callers, *inFlight)
 	if err != nil {
 		return err
@@ -150,6 +158,7 @@ func run(out io.Writer) error {
 		Brokers:           *brokers,
 		Ledger:            chainbench.LedgerKind(*ledgerK),
 		Unsigned:          *unsigned,
+		ValidateAll:       *validate,
 		Payload:           chainbench.Payload(*payload),
 		Linger:            *linger,
 		EnvSize:           *size,
@@ -162,7 +171,6 @@ func run(out io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
 	defer cancel()
-	// With no testing.TB, the testutil helpers panic on error.
 	h, err := chainbench.Start(ctx, cfg)
 	if err != nil {
 		return err

@@ -2,29 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
-)
 
-// NodeOU names, as in Fabric's cryptogen output with EnableNodeOUs.
-const (
-	ouClient  = "client"
-	ouPeer    = "peer"
-	ouAdmin   = "admin"
-	ouOrderer = "orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 )
 
 // cryptogenConfig is what the cryptogen subcommand generates.
@@ -69,7 +54,8 @@ func runCryptogen(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-// cryptogen writes, under c.out, Fabric's layout of one organisation:
+// cryptogen writes, under c.out, Fabric's layout of one organisation, with
+// the identities of package msptest:
 //
 //	ca/            the CA's certificate and key
 //	tlsca/         the TLS CA's certificate and key
@@ -88,225 +74,81 @@ func cryptogen(c cryptogenConfig) error {
 	if c.orderers < 0 || c.users < 0 || c.validity <= 0 {
 		return errors.New("cryptogen: counts must not be negative and validity must be positive")
 	}
-	ca, err := newCertAuthority("ca."+c.domain, c.mspID)
+	ca, err := msptest.NewCA(c.mspID, msptest.WithNodeOUs(), msptest.WithCAName("ca."+c.domain))
 	if err != nil {
 		return err
 	}
-	tlsca, err := newCertAuthority("tlsca."+c.domain, c.mspID)
+	now := time.Now()
+	validity := msptest.WithValidity(now.Add(-5*time.Minute), now.Add(c.validity))
+	// The admin first: the MSP folders list it in admincerts.
+	admin, err := ca.Issue("Admin@"+c.domain, msptest.WithOU(msptest.OUAdmin), msptest.ListedAdmin(), validity)
 	if err != nil {
 		return err
 	}
-	w := &dirWriter{}
-	w.file(filepath.Join(c.out, "ca", "ca."+c.domain+"-cert.pem"), ca.certPEM)
-	w.file(filepath.Join(c.out, "ca", "priv_sk"), ca.keyPEM)
-	w.file(filepath.Join(c.out, "tlsca", "tlsca."+c.domain+"-cert.pem"), tlsca.certPEM)
-	w.file(filepath.Join(c.out, "tlsca", "priv_sk"), tlsca.keyPEM)
-
-	admin, err := ca.issue("Admin@"+c.domain, []string{ouAdmin}, c.validity, nil)
-	if err != nil {
+	if err := ca.WriteCADir(filepath.Join(c.out, "ca")); err != nil {
 		return err
 	}
-	// writeMSP writes an MSP folder, with a signing identity when id is set.
-	writeMSP := func(dir string, id *issued) {
-		w.file(filepath.Join(dir, "cacerts", "ca."+c.domain+"-cert.pem"), ca.certPEM)
-		w.file(filepath.Join(dir, "tlscacerts", "tlsca."+c.domain+"-cert.pem"), tlsca.certPEM)
-		w.file(filepath.Join(dir, "admincerts", "Admin@"+c.domain+"-cert.pem"), admin.certPEM)
-		w.file(filepath.Join(dir, "config.yaml"), []byte(nodeOUsYAML("ca."+c.domain+"-cert.pem")))
-		if id != nil {
-			w.file(filepath.Join(dir, "signcerts", id.name+"-cert.pem"), id.certPEM)
-			w.file(filepath.Join(dir, "keystore", "priv_sk"), id.keyPEM)
-		}
+	if err := ca.TLSCA().WriteCADir(filepath.Join(c.out, "tlsca")); err != nil {
+		return err
 	}
-	// writeClientTLS writes a TLS client certificate of the TLS CA.
-	writeClientTLS := func(dir, cn string) error {
-		t, err := tlsca.issue(cn, nil, c.validity, []string{})
+	if err := ca.WriteMSPDir(filepath.Join(c.out, "msp"), nil); err != nil {
+		return err
+	}
+	// writeClientTLS writes a TLS client certificate of the TLS CA, for
+	// an orderer that requires one.
+	writeClientTLS := func(dir, name string) error {
+		t, err := ca.IssueTLS(name, nil, validity)
 		if err != nil {
 			return err
 		}
-		w.file(filepath.Join(dir, "tls", "client.crt"), t.certPEM)
-		w.file(filepath.Join(dir, "tls", "client.key"), t.keyPEM)
-		w.file(filepath.Join(dir, "tls", "ca.crt"), tlsca.certPEM)
+		if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o755); err != nil {
+			return err
+		}
+		for file, data := range map[string][]byte{"client.crt": t.CertPEM, "client.key": t.KeyPEM, "ca.crt": t.CACertPEM} {
+			if err := os.WriteFile(filepath.Join(dir, "tls", file), data, 0o600); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
-	writeMSP(filepath.Join(c.out, "msp"), nil)
-	writeMSP(filepath.Join(c.out, "users", "admin", "msp"), admin)
+	if err := ca.WriteMSPDir(filepath.Join(c.out, "users", "admin", "msp"), admin); err != nil {
+		return err
+	}
 	if err := writeClientTLS(filepath.Join(c.out, "users", "admin"), "Admin@"+c.domain); err != nil {
 		return err
 	}
 	for i := 1; i <= c.users; i++ {
 		name := fmt.Sprintf("User%d@%s", i, c.domain)
-		u, err := ca.issue(name, []string{ouClient}, c.validity, nil)
+		u, err := ca.Issue(name, msptest.WithOU(msptest.OUClient), validity)
 		if err != nil {
 			return err
 		}
 		dir := filepath.Join(c.out, "users", fmt.Sprintf("user%d", i))
-		writeMSP(filepath.Join(dir, "msp"), u)
+		if err := ca.WriteMSPDir(filepath.Join(dir, "msp"), u); err != nil {
+			return err
+		}
 		if err := writeClientTLS(dir, name); err != nil {
 			return err
 		}
 	}
 	for i := 0; i < c.orderers; i++ {
 		name := fmt.Sprintf("orderer%d.%s", i, c.domain)
-		o, err := ca.issue(name, []string{ouOrderer}, c.validity, nil)
+		o, err := ca.Issue(name, msptest.WithOU(msptest.OUOrderer), validity)
 		if err != nil {
 			return err
 		}
 		dir := filepath.Join(c.out, "orderers", fmt.Sprintf("orderer%d", i))
-		writeMSP(filepath.Join(dir, "msp"), o)
+		if err := ca.WriteMSPDir(filepath.Join(dir, "msp"), o); err != nil {
+			return err
+		}
 		hosts := append([]string{name, "localhost", "127.0.0.1", "::1"}, c.hosts...)
-		t, err := tlsca.issue(name, nil, c.validity, hosts)
+		t, err := ca.IssueTLS(name, hosts, validity)
 		if err != nil {
 			return err
 		}
-		w.file(filepath.Join(dir, "tls", "server.crt"), t.certPEM)
-		w.file(filepath.Join(dir, "tls", "server.key"), t.keyPEM)
-		w.file(filepath.Join(dir, "tls", "ca.crt"), tlsca.certPEM)
-	}
-	return w.err
-}
-
-func nodeOUsYAML(caFile string) string {
-	y := "NodeOUs:\n  Enable: true\n"
-	for _, x := range [][2]string{
-		{"ClientOUIdentifier", ouClient}, {"PeerOUIdentifier", ouPeer},
-		{"AdminOUIdentifier", ouAdmin}, {"OrdererOUIdentifier", ouOrderer},
-	} {
-		y += fmt.Sprintf("  %s:\n    Certificate: cacerts/%s\n    OrganizationalUnitIdentifier: %s\n", x[0], caFile, x[1])
-	}
-	return y
-}
-
-// dirWriter writes files, creating their folders, and keeps the first
-// error.
-type dirWriter struct{ err error }
-
-func (w *dirWriter) file(path string, data []byte) {
-	if w.err != nil {
-		return
-	}
-	if w.err = os.MkdirAll(filepath.Dir(path), 0o755); w.err != nil {
-		return
-	}
-	w.err = os.WriteFile(path, data, 0o600)
-}
-
-// certAuthority is a self-signed ECDSA P-256 CA.
-type certAuthority struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-	keyPEM  []byte
-}
-
-// issued is a certificate and its key.
-type issued struct {
-	name    string
-	certPEM []byte
-	keyPEM  []byte
-}
-
-func newCertAuthority(cn, org string) (*certAuthority, error) {
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{org}},
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, key, keyPEM, err := newCert(tmpl, 10*365*24*time.Hour, nil)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &certAuthority{cert: cert, key: key, certPEM: pemBlock("CERTIFICATE", der), keyPEM: keyPEM}, nil
-}
-
-// issue returns a certificate for cn with the given OUs; with hosts (none
-// for a client) it is a TLS server and client certificate for them.
-func (ca *certAuthority) issue(cn string, ous []string, validity time.Duration, hosts []string) (*issued, error) {
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: cn, Organization: ca.cert.Subject.Organization, OrganizationalUnit: ous},
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		AuthorityKeyId:        ca.cert.SubjectKeyId,
-	}
-	if hosts != nil {
-		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-		for _, h := range hosts {
-			if ip := net.ParseIP(h); ip != nil {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-			} else {
-				tmpl.DNSNames = append(tmpl.DNSNames, h)
-			}
+		if err := t.WriteDir(filepath.Join(dir, "tls")); err != nil {
+			return err
 		}
 	}
-	der, _, keyPEM, err := newCert(tmpl, validity, ca)
-	if err != nil {
-		return nil, err
-	}
-	return &issued{name: cn, certPEM: pemBlock("CERTIFICATE", der), keyPEM: keyPEM}, nil
-}
-
-// newCert generates an ECDSA P-256 key and a certificate of it from tmpl,
-// given a serial number and a validity from 5 minutes ago for validity (and,
-// for a CA, a subject key ID), signed by parent or, when parent is nil,
-// self-signed. It returns the certificate's DER, the key and its PKCS #8 PEM.
-func newCert(tmpl *x509.Certificate, validity time.Duration, parent *certAuthority) (der []byte, key *ecdsa.PrivateKey, keyPEM []byte, err error) {
-	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	now := time.Now()
-	tmpl.SerialNumber = serialNumber()
-	tmpl.NotBefore = now.Add(-5 * time.Minute)
-	tmpl.NotAfter = now.Add(validity)
-	if tmpl.IsCA {
-		tmpl.SubjectKeyId = keyID(&key.PublicKey)
-	}
-	issuer, signer := tmpl, key
-	if parent != nil {
-		issuer, signer = parent.cert, parent.key
-	}
-	der, err = x509.CreateCertificate(rand.Reader, tmpl, issuer, &key.PublicKey, signer)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	keyPEM, err = pkcs8PEM(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return der, key, keyPEM, nil
-}
-
-func serialNumber() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err) // crypto/rand does not fail
-	}
-	return n.Add(n, big.NewInt(1))
-}
-
-func keyID(pub *ecdsa.PublicKey) []byte {
-	b, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil
-	}
-	h := sha256.Sum256(b)
-	return h[:]
-}
-
-func pkcs8PEM(key *ecdsa.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return pemBlock("PRIVATE KEY", der), nil
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	return nil
 }

@@ -14,12 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
-	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
-	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
 
@@ -39,12 +37,12 @@ var retry = consensus.RetryPolicy{
 	LongTotal:     20 * time.Second,
 }
 
-// network is the Kafka, the organisations and the orderer nodes of one run.
+// network is the Kafka, the organisations and the orderer nodes of one run:
+// a consensustest.Cluster, whose nodes the clients reach through node.
 type network struct {
 	channel   string
 	kafkaDesc string
-	genesis   *cb.Block
-	client    msp.SigningIdentity
+	cluster   *consensustest.Cluster
 	nodes     []*node
 	dataDir   string // where the ledgers are
 	tempDir   bool   // dataDir is removed at the end
@@ -65,6 +63,7 @@ func startNetwork(ctx context.Context, cfg config, logger *slog.Logger) (_ *netw
 	}()
 
 	brokers := cfg.brokers
+	consenterOpts := []consensus.Option{consensus.WithRetry(retry)}
 	if len(brokers) == 0 {
 		net.kafka, err = consensustest.StartKafka(consensustest.WithLogger(logger.With("component", "kafka")))
 		if err != nil {
@@ -74,6 +73,9 @@ func startNetwork(ctx context.Context, cfg config, logger *slog.Logger) (_ *netw
 		net.kafkaDesc = fmt.Sprintf("embedded, %d brokers on %s", len(brokers), strings.Join(brokers, ","))
 	} else {
 		net.kafkaDesc = strings.Join(brokers, ",")
+		// The seeds may be fewer than the brokers: ask for the default
+		// replication whatever their number.
+		consenterOpts = append(consenterOpts, consensus.WithTopicSettings(consensus.DefaultTopicSettings()))
 	}
 
 	if cfg.dataDir == "" {
@@ -89,38 +91,36 @@ func startNetwork(ctx context.Context, cfg config, logger *slog.Logger) (_ *netw
 	// the blocks they write with it. The application organisation issues
 	// the client identity that signs the envelopes; the channel's Writers
 	// policy admits it.
-	ordererOrg := testutil.NewCA(nil, "OrdererMSP")
-	appOrg := testutil.NewCA(nil, "Org1MSP")
-	net.client = appOrg.Issue("client1").SigningIdentity
-	chcfg := testutil.ChannelConfig(net.channel, []*testutil.CA{appOrg},
-		testutil.WithOrdererOrgs(ordererOrg),
-		testutil.WithBatchSize(uint32(cfg.maxMessageCount), absoluteMaxBytes, preferredMaxBytes),
-		testutil.WithBatchTimeout(cfg.batchTimeout),
-		testutil.WithKafkaBrokers(brokers...))
-	if net.genesis, err = channelconfig.GenesisBlock(chcfg); err != nil {
+	ordererOrg, err := msptest.NewCA("OrdererMSP")
+	if err != nil {
 		return nil, err
 	}
-
+	appOrg, err := msptest.NewCA("Org1MSP")
+	if err != nil {
+		return nil, err
+	}
+	net.cluster, err = consensustest.NewCluster(brokers,
+		consensustest.WithNodes(cfg.nodes),
+		consensustest.WithNodeNames("orderer"),
+		consensustest.WithChannels(net.channel),
+		consensustest.WithOrg(appOrg),
+		consensustest.WithOrdererOrg(ordererOrg),
+		consensustest.WithBatchSize(uint32(cfg.maxMessageCount), absoluteMaxBytes),
+		consensustest.WithPreferredMaxBytes(preferredMaxBytes),
+		consensustest.WithBatchTimeout(cfg.batchTimeout),
+		consensustest.WithFileLedgers(net.dataDir),
+		consensustest.WithNodeLogger(logger),
+		consensustest.WithConsenterOpts(consenterOpts...),
+	)
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfg.nodes {
-		name := fmt.Sprintf("orderer%d", i)
-		n := &node{
-			name:    name,
-			channel: net.channel,
-			genesis: net.genesis,
-			dir:     filepath.Join(net.dataDir, name),
-			logger:  logger.With("node", name),
-			opts: []consensus.Option{
-				consensus.WithSeedBrokers(brokers...),
-				consensus.WithClientID(name),
-				consensus.WithRetry(retry),
-				consensus.WithSigner(ordererOrg.Issue(name).SigningIdentity),
-				consensus.WithLogger(logger.With("node", name)),
-			},
-		}
-		net.nodes = append(net.nodes, n)
-		if err := n.start(); err != nil {
-			return nil, err
-		}
+		n := net.cluster.Node(i)
+		net.nodes = append(net.nodes, &node{Node: n, channel: net.channel, logger: logger.With("node", n.String())})
+	}
+	if err := net.cluster.Start(ctx); err != nil {
+		return nil, err
 	}
 	for _, n := range net.nodes {
 		if err := n.waitReady(ctx); err != nil {
@@ -132,8 +132,8 @@ func startNetwork(ctx context.Context, cfg config, logger *slog.Logger) (_ *netw
 
 // close stops the nodes and Kafka and removes a temporary data directory.
 func (net *network) close() {
-	for _, n := range net.nodes {
-		n.stop()
+	if net.cluster != nil {
+		net.cluster.Close()
 	}
 	if net.kafka != nil {
 		net.kafka.Close()
@@ -143,22 +143,13 @@ func (net *network) close() {
 	}
 }
 
-// readers returns the nodes' ledgers.
-func (net *network) readers() []ledger.Reader {
-	rs := make([]ledger.Reader, len(net.nodes))
+// ledgers returns the nodes' ledgers of the channel, nil while closed.
+func (net *network) ledgers() []consensustest.NodeLedger {
+	ls := make([]consensustest.NodeLedger, len(net.nodes))
 	for i, n := range net.nodes {
-		rs[i] = n.ledgerReader()
+		ls[i] = consensustest.NodeLedger{Node: n.String(), Ledger: n.ledgerReader()}
 	}
-	return rs
-}
-
-// names returns the nodes' names.
-func (net *network) names() []string {
-	ns := make([]string, len(net.nodes))
-	for i, n := range net.nodes {
-		ns[i] = n.name
-	}
-	return ns
+	return ls
 }
 
 // downtime is how long a restarted node stays down.
@@ -168,88 +159,36 @@ const downtime = 250 * time.Millisecond
 // another node.
 var errNodeDown = errors.New("node is restarting")
 
-// node is one orderer node: a consenter with its own identity and Kafka
-// clients, and the chain of the channel on a file ledger.
+// node is one orderer node of the cluster, as its clients use it: Order
+// waits for a restart in progress to finish and a restart waits for the
+// Orders in progress, so that a client's envelope is either ordered or
+// never handed to a halting chain.
 type node struct {
-	name    string
+	*consensustest.Node
 	channel string
-	genesis *cb.Block
-	dir     string
 	logger  *slog.Logger
-	opts    []consensus.Option
 
 	// down is set while the node restarts. gate is held shared by every
 	// Order in progress and exclusively by a restart, which so waits for
 	// them to finish before halting the chain.
 	down atomic.Bool
 	gate sync.RWMutex
-
-	mu    sync.Mutex // guards the fields below
-	cons  *consensus.Consenter
-	chain *consensus.Chain
-	led   *ledger.File
-}
-
-// start opens the node's ledger and starts a consenter and the channel's
-// chain on it: on a new ledger the chain begins with the genesis block, on
-// an existing one it resumes after the ledger's last block.
-func (n *node) start() error {
-	led, err := ledger.OpenFile(n.dir, ledger.WithLogger(n.logger))
-	if err != nil {
-		return fmt.Errorf("%s: %w", n.name, err)
-	}
-	cons, err := consensus.NewConsenter(n.opts...)
-	if err != nil {
-		led.Close()
-		return fmt.Errorf("%s: %w", n.name, err)
-	}
-	chain, err := cons.NewChain(n.channel, led, n.genesis)
-	if err != nil {
-		cons.Close()
-		led.Close()
-		return fmt.Errorf("%s: %w", n.name, err)
-	}
-	chain.Start()
-	n.mu.Lock()
-	n.cons, n.chain, n.led = cons, chain, led
-	n.mu.Unlock()
-	return nil
 }
 
 // waitReady waits until the node's chain accepts envelopes.
 func (n *node) waitReady(ctx context.Context) error {
-	ch := n.currentChain()
-	if ch == nil {
-		return fmt.Errorf("%s: %w", n.name, errNodeDown)
-	}
 	ctx, cancel := context.WithTimeout(ctx, retry.ShortTotal+retry.LongTotal)
 	defer cancel()
-	if err := ch.WaitReady(ctx); err != nil {
-		return fmt.Errorf("%s: waiting for the chain to be ready: %w", n.name, err)
+	if err := n.WaitReady(ctx); err != nil {
+		return fmt.Errorf("%s: waiting for the chain to be ready: %w", n, err)
 	}
 	return nil
 }
 
-// stop halts the chain and the consenter and closes the ledger.
-func (n *node) stop() {
-	n.mu.Lock()
-	cons, led := n.cons, n.led
-	n.cons, n.chain, n.led = nil, nil, nil
-	n.mu.Unlock()
-	if cons != nil {
-		cons.Close() // halts the chain
-	}
-	if led != nil {
-		if err := led.Close(); err != nil {
-			n.logger.Warn("closing the ledger", "err", err)
-		}
-	}
-}
-
-// restart halts the node once the Orders in progress on it are done, closes
-// its ledger, then reopens the ledger and starts a new consenter and chain
-// on it, and waits until the chain is ready. Clients meanwhile use other
-// nodes. It returns the height the node resumed at.
+// restart halts the node once the Orders in progress on it are done and
+// closes its ledger, then reopens the ledger, starts a new consenter and
+// chain on it, and waits until the chain is ready. Clients meanwhile use
+// other nodes. It returns the height the node resumed at.
 func (n *node) restart(ctx context.Context) (uint64, error) {
 	n.down.Store(true)
 	n.gate.Lock()
@@ -257,7 +196,7 @@ func (n *node) restart(ctx context.Context) (uint64, error) {
 		n.gate.Unlock()
 		n.down.Store(false)
 	}()
-	n.stop()
+	n.Stop()
 	// Stay down a moment, as a real restart would, so that the other nodes
 	// move on and this one has blocks to catch up on.
 	select {
@@ -265,7 +204,7 @@ func (n *node) restart(ctx context.Context) (uint64, error) {
 		return 0, ctx.Err()
 	case <-time.After(downtime):
 	}
-	if err := n.start(); err != nil {
+	if err := n.Restart(); err != nil {
 		return 0, err
 	}
 	h := n.height()
@@ -281,34 +220,21 @@ func (n *node) order(ctx context.Context, env *cb.Envelope) (time.Duration, erro
 	}
 	n.gate.RLock()
 	defer n.gate.RUnlock()
-	ch := n.currentChain()
-	if ch == nil {
+	ch := n.Chain(n.channel)
+	if ch == nil || !n.Running() {
 		return 0, errNodeDown
 	}
 	seq, err := ch.ProcessNormal(env)
 	if err != nil {
-		return 0, fmt.Errorf("%s rejected the envelope: %w", n.name, err)
+		return 0, fmt.Errorf("%s rejected the envelope: %w", n, err)
 	}
 	start := time.Now()
 	err = ch.Order(ctx, env, seq)
 	return time.Since(start), err
 }
 
-func (n *node) currentChain() *consensus.Chain {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.chain
-}
-
 // ledgerReader returns the node's ledger, or nil while it restarts.
-func (n *node) ledgerReader() ledger.Reader {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.led == nil {
-		return nil
-	}
-	return n.led
-}
+func (n *node) ledgerReader() ledger.Reader { return n.Ledger(n.channel) }
 
 // height returns the height of the node's ledger, 0 while it restarts.
 func (n *node) height() uint64 {

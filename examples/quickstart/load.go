@@ -11,15 +11,16 @@ import (
 	"time"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
-	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
-	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
-	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 // loadResult is what the clients did.
 type loadResult struct {
-	sent      sentEnvelopes
+	// sent maps the transaction ID of every envelope the clients ordered
+	// to whether Kafka acknowledged it. An envelope that was not
+	// acknowledged may or may not be in the log, so in a block or not.
+	sent      map[string]bool
 	latencies []time.Duration // of every acknowledged Order, sorted
 	elapsed   time.Duration   // from the first Order to the last acknowledgement
 	committed time.Duration   // from the first Order until every node has every acknowledged envelope
@@ -63,9 +64,9 @@ func generateLoad(ctx context.Context, cfg config, net *network, prog *progress)
 			nodes:     net.nodes,
 			home:      i % len(net.nodes),
 			channel:   net.channel,
-			signer:    net.client,
+			cluster:   net.cluster,
 			data:      make([]byte, cfg.size),
-			sent:      make(sentEnvelopes),
+			sent:      make(map[string]bool),
 			failovers: &failovers,
 		}
 		clients[i] = c
@@ -107,7 +108,7 @@ func generateLoad(ctx context.Context, cfg config, net *network, prog *progress)
 		return nil, restartErr
 	}
 
-	res.sent = make(sentEnvelopes, cfg.envelopes)
+	res.sent = make(map[string]bool, cfg.envelopes)
 	for _, c := range clients {
 		for id, acked := range c.sent {
 			res.sent[id] = acked
@@ -133,15 +134,15 @@ func interrupted(ctx context.Context) error {
 	return err
 }
 
-// client orders envelopes signed by one identity, through its home node
-// unless that node is down.
+// client orders envelopes signed by the cluster's client identity, through
+// its home node unless that node is down.
 type client struct {
 	nodes     []*node
 	home      int
 	channel   string
-	signer    msp.SigningIdentity
+	cluster   *consensustest.Cluster
 	data      []byte
-	sent      sentEnvelopes
+	sent      map[string]bool
 	latencies []time.Duration
 	failovers *atomic.Int64
 }
@@ -152,12 +153,14 @@ type client struct {
 // twice. Other errors end the run.
 func (c *client) orderOne(ctx context.Context) error {
 	rand.Read(c.data)
-	env := testutil.Envelope(c.signer, c.channel, cb.HeaderType_ENDORSER_TRANSACTION, c.data)
-	h, err := protoutil.EnvelopeHeaders(env)
+	env, err := c.cluster.Envelope(c.channel, c.data)
 	if err != nil {
 		return err
 	}
-	id := h.ChannelHeader.GetTxId()
+	id, err := consensustest.TxID(env)
+	if err != nil {
+		return err
+	}
 	lat, err := c.submit(ctx, env)
 	switch {
 	case err == nil:
@@ -210,15 +213,15 @@ func (c *client) submit(ctx context.Context, env *cb.Envelope) (time.Duration, e
 // restartNode halts n, closes its ledger, starts it again on the reopened
 // ledger and waits until it has caught up with the first node.
 func restartNode(ctx context.Context, net *network, n *node, acked int64, prog *progress) (*restartInfo, error) {
-	info := &restartInfo{node: n.name, atEnvelopes: acked}
-	prog.printf("%s: halting at %d acknowledged envelopes, ledger height %d; its clients turn to the other nodes", n.name, acked, n.height())
+	info := &restartInfo{node: n.String(), atEnvelopes: acked}
+	prog.printf("%s: halting at %d acknowledged envelopes, ledger height %d; its clients turn to the other nodes", n, acked, n.height())
 	start := time.Now()
 	h, err := n.restart(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("restarting %s: %w", n.name, err)
+		return nil, fmt.Errorf("restarting %s: %w", n, err)
 	}
 	info.resumeHeight, info.ready = h, time.Since(start)
-	prog.printf("%s: restarted on its ledger at height %d, ready after %v", n.name, h, info.ready.Round(time.Millisecond))
+	prog.printf("%s: restarted on its ledger at height %d, ready after %v", n, h, info.ready.Round(time.Millisecond))
 
 	info.catchUpTo = max(net.nodes[0].height(), h)
 	limit := time.NewTimer(30 * time.Second)
@@ -230,80 +233,40 @@ func restartNode(ctx context.Context, net *network, n *node, acked int64, prog *
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-limit.C:
-			return nil, fmt.Errorf("%s did not catch up to height %d after its restart (at %d)", n.name, info.catchUpTo, n.height())
+			return nil, fmt.Errorf("%s did not catch up to height %d after its restart (at %d)", n, info.catchUpTo, n.height())
 		case <-tick.C:
 		}
 	}
 	info.caughtUp = time.Since(start)
-	prog.printf("%s: caught up to height %d, %v after it was halted", n.name, info.catchUpTo, info.caughtUp.Round(time.Millisecond))
+	prog.printf("%s: caught up to height %d, %v after it was halted", n, info.catchUpTo, info.caughtUp.Round(time.Millisecond))
 	return info, nil
 }
 
-// waitCommitted waits until the first node's ledger holds every
-// acknowledged envelope and every other node has as many blocks.
-func waitCommitted(ctx context.Context, net *network, sent sentEnvelopes, batchTimeout time.Duration) error {
-	want := 0
-	for _, acked := range sent {
-		if acked {
-			want++
+// waitCommitted waits until every node's ledger holds every acknowledged
+// envelope (consensustest's WaitInAllLedgers) and has as many blocks as the
+// highest.
+func waitCommitted(ctx context.Context, net *network, sent map[string]bool, batchTimeout time.Duration) error {
+	var acked []string
+	for id, ok := range sent {
+		if ok {
+			acked = append(acked, id)
 		}
 	}
-	limit := time.NewTimer(30*time.Second + 2*batchTimeout)
-	defer limit.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	wait := func(what func() string, ok func() (bool, error)) error {
-		for {
-			if done, err := ok(); done || err != nil {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return interrupted(ctx)
-			case <-limit.C:
-				return fmt.Errorf("timed out waiting for %s", what())
-			case <-tick.C:
-			}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second+2*batchTimeout)
+	defer cancel()
+	err := net.cluster.WaitInAllLedgers(wctx, net.channel, acked...)
+	if err == nil {
+		var top uint64
+		for _, n := range net.nodes {
+			top = max(top, n.height())
 		}
+		err = net.cluster.WaitHeight(wctx, net.channel, top)
 	}
-
-	first := net.nodes[0]
-	seen := make(map[string]bool, want)
-	var next uint64
-	err := wait(func() string {
-		return fmt.Sprintf("%s to order every acknowledged envelope (%d of %d in blocks)", first.name, len(seen), want)
-	}, func() (bool, error) {
-		r := first.ledgerReader()
-		if r == nil {
-			return false, nil
-		}
-		for ; next < r.Height(); next++ {
-			b, err := r.Block(next)
-			if err != nil {
-				return false, err
-			}
-			err = eachTransaction(b, func(id string) {
-				if sent[id] {
-					seen[id] = true
-				}
-			})
-			if err != nil {
-				return false, fmt.Errorf("%s block %d: %w", first.name, next, err)
-			}
-		}
-		return len(seen) == want, nil
-	})
-	if err != nil {
-		return err
-	}
-	target := first.height()
-	for _, n := range net.nodes[1:] {
-		err := wait(func() string {
-			return fmt.Sprintf("%s to reach height %d (at %d)", n.name, target, n.height())
-		}, func() (bool, error) { return n.height() >= target, nil })
-		if err != nil {
-			return err
-		}
+	switch {
+	case ctx.Err() != nil:
+		return interrupted(ctx)
+	case err != nil:
+		return fmt.Errorf("waiting for every acknowledged envelope in every ledger: %w", err)
 	}
 	return nil
 }

@@ -26,6 +26,8 @@ import (
 	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 )
 
 func main() {
@@ -162,7 +164,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep, err := verify(net.readers(), net.names(), res.sent)
+	rep, err := consensustest.CheckAgreement(net.ledgers(), res.sent)
 	if rep != nil {
 		printSummary(stdout, cfg, net, res, rep)
 	}

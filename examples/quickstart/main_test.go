@@ -11,10 +11,6 @@ import (
 	"time"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
-	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
-	"github.com/kafkaconsensus/kafkaconsensus/ledger"
-	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
-	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 func TestRunSmall(t *testing.T) {
@@ -96,110 +92,6 @@ func TestFlagValidation(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "-max-message-count") {
 			t.Errorf("usage does not list the flags:\n%s", out.String())
-		}
-	})
-}
-
-// chainOf returns a memory ledger holding genesis and one block per batch.
-func chainOf(t *testing.T, genesis *cb.Block, batches ...[]*cb.Envelope) *ledger.Memory {
-	t.Helper()
-	l := ledger.NewMemory()
-	if err := l.Append(genesis); err != nil {
-		t.Fatal(err)
-	}
-	prev := genesis
-	for i, batch := range batches {
-		data := make([][]byte, len(batch))
-		for j, env := range batch {
-			data[j] = protoutil.MarshalOrPanic(env)
-		}
-		b := protoutil.NewBlock(uint64(i+1), protoutil.HeaderHash(prev.GetHeader()), data)
-		if err := l.Append(b); err != nil {
-			t.Fatal(err)
-		}
-		prev = b
-	}
-	return l
-}
-
-func TestVerify(t *testing.T) {
-	ca := testutil.NewCA(t, "Org1MSP")
-	client := ca.Issue("client")
-	genesis := testutil.GenesisBlock(t, testutil.ChannelConfig("ch", []*testutil.CA{ca}))
-	var envs []*cb.Envelope
-	sent := sentEnvelopes{}
-	for i := range 4 {
-		env := testutil.Envelope(client, "ch", cb.HeaderType_ENDORSER_TRANSACTION, []byte{byte(i)})
-		h, err := protoutil.EnvelopeHeaders(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		envs = append(envs, env)
-		sent[h.ChannelHeader.GetTxId()] = true
-	}
-	names := []string{"a", "b"}
-	e := envs
-
-	t.Run("identical", func(t *testing.T) {
-		a := chainOf(t, genesis, e[:2], e[2:])
-		b := chainOf(t, genesis, e[:2], e[2:])
-		rep, err := verify([]ledger.Reader{a, b}, names, sent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.height != 3 || rep.envelopes != 4 || rep.acked != 4 {
-			t.Errorf("report %+v, want height 3 and 4 envelopes", rep)
-		}
-		if !bytes.Equal(rep.tips[0].hash, rep.tips[1].hash) {
-			t.Errorf("tips %x and %x differ", rep.tips[0].hash, rep.tips[1].hash)
-		}
-	})
-	t.Run("tampered data", func(t *testing.T) {
-		a := chainOf(t, genesis, e[:2], e[2:])
-		b := chainOf(t, genesis, []*cb.Envelope{e[1], e[0]}, e[2:])
-		_, err := verify([]ledger.Reader{a, b}, names, sent)
-		if err == nil || !strings.Contains(err.Error(), "ledgers of a and b: block 1 differs") {
-			t.Fatalf("got %v, want the ledgers to differ at block 1", err)
-		}
-	})
-	t.Run("different heights", func(t *testing.T) {
-		a := chainOf(t, genesis, e[:2], e[2:])
-		b := chainOf(t, genesis, e[:2])
-		_, err := verify([]ledger.Reader{a, b}, names, sent)
-		if err == nil || !strings.Contains(err.Error(), "a has 3 blocks, b has 2") {
-			t.Fatalf("got %v, want different heights", err)
-		}
-	})
-	t.Run("missing and duplicated", func(t *testing.T) {
-		a := chainOf(t, genesis, e[:2], []*cb.Envelope{e[1], e[2]})
-		_, err := verify([]ledger.Reader{a}, names[:1], sent)
-		if err == nil || !strings.Contains(err.Error(), "1 acknowledged envelopes missing") || !strings.Contains(err.Error(), "1 envelopes in more than one place") {
-			t.Fatalf("got %v, want one missing and one duplicated", err)
-		}
-	})
-	t.Run("unknown", func(t *testing.T) {
-		stranger := testutil.Envelope(client, "ch", cb.HeaderType_ENDORSER_TRANSACTION, []byte("?"))
-		a := chainOf(t, genesis, e, []*cb.Envelope{stranger})
-		_, err := verify([]ledger.Reader{a}, names[:1], sent)
-		if err == nil || !strings.Contains(err.Error(), "that no client sent") {
-			t.Fatalf("got %v, want an unknown transaction", err)
-		}
-	})
-	t.Run("not acknowledged may be missing", func(t *testing.T) {
-		unacked := sentEnvelopes{}
-		for id := range sent {
-			unacked[id] = true
-		}
-		stray := testutil.Envelope(client, "ch", cb.HeaderType_ENDORSER_TRANSACTION, []byte("lost"))
-		h, _ := protoutil.EnvelopeHeaders(stray)
-		unacked[h.ChannelHeader.GetTxId()] = false
-		a := chainOf(t, genesis, e)
-		rep, err := verify([]ledger.Reader{a}, names[:1], unacked)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.unacked != 1 || rep.unackedIn != 0 {
-			t.Errorf("report %+v, want one unacknowledged envelope, not in a block", rep)
 		}
 	})
 }

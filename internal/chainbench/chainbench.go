@@ -3,11 +3,11 @@
 // 127.0.0.1 by default). It is shared by the ChainVsRaw benchmark of
 // package consensus and by the examples/bench command.
 //
-// Start sets up Config.Nodes consenters, each with a chain of channel
-// "bench" on its own ledger (in memory, or a file ledger in a temporary
-// directory), and as many raw kgo clients with the chain's producer
-// settings, which produce to the topic "rawbench" and each consume all of
-// it. Measure then alternates rounds of the chain (Order until every node's
+// Start sets up a consensustest.Cluster of Config.Nodes consenters, each
+// with a chain of channel "bench" on its own ledger (in memory, or a file
+// ledger in a temporary directory), and as many raw kgo clients with the
+// chain's producer settings, which produce to the topic "rawbench" and each
+// consume all of it. Measure then alternates rounds of the chain (Order until every node's
 // ledger holds the envelopes) and rounds of raw kgo (produce records of the
 // bytes the chain produces until every raw client has consumed them), so
 // that both sides see the same machine load. The raw clients fetch only
@@ -34,7 +34,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -43,8 +42,8 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
-	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 )
@@ -101,6 +100,9 @@ type Config struct {
 	Ledger LedgerKind
 	// Unsigned leaves blocks unsigned (no consensus.WithSigner).
 	Unsigned bool
+	// ValidateAll makes every node validate every envelope it consumes
+	// (consensus.WithEnvelopeValidation).
+	ValidateAll bool
 	// Payload fills the envelopes; "" means PayloadRandom.
 	Payload Payload
 	// Linger is the producer linger of both sides
@@ -115,13 +117,10 @@ type Config struct {
 	PreferredMaxBytes uint32
 	// BatchTimeout is the channel's batch timeout.
 	BatchTimeout time.Duration
-	// TB, if not nil, is given to the testutil helpers, which then fail it
-	// on error; with nil they panic instead.
-	TB testing.TB
 }
 
 // DefaultConfig returns 3 nodes with signed blocks on memory ledgers, 3
-// brokers, the chain's default linger (2ms), random envelopes of 1 KiB,
+// brokers, the chain's default linger (0), random envelopes of 1 KiB,
 // batches of at most 500 envelopes, preferably 2 MiB, and a batch timeout
 // of 20ms.
 func DefaultConfig() Config {
@@ -129,7 +128,7 @@ func DefaultConfig() Config {
 		Nodes:             DefaultNodes,
 		Ledger:            LedgerMemory,
 		Payload:           PayloadRandom,
-		Linger:            2 * time.Millisecond,
+		Linger:            0, // the chain's default
 		EnvSize:           1024,
 		MaxMessageCount:   500,
 		PreferredMaxBytes: 2 << 20,
@@ -174,9 +173,8 @@ func (c *Config) validate() error {
 type Harness struct {
 	k         *consensustest.Kafka
 	ledgerDir string // with LedgerFile
-	cons      []*consensus.Consenter
+	cluster   *consensustest.Cluster
 	chains    []*consensus.Chain
-	ledgers   []ledger.Ledger
 	seen      []*counter // envelopes in each node's ledger, counted by a reader
 	envs      []*cb.Envelope
 	seq       uint64
@@ -243,66 +241,57 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	}
 	started := false
 	defer func() {
-		// Also when a testutil helper fails cfg.TB or panics.
 		if !started {
 			h.Close()
 			h = nil
 		}
 	}()
+	copts := []consensustest.ClusterOption{
+		consensustest.WithNodes(cfg.Nodes),
+		consensustest.WithChannels(channelID),
+		consensustest.WithBatchSize(cfg.MaxMessageCount, max(10<<20, uint32(cfg.EnvSize)*2)),
+		consensustest.WithPreferredMaxBytes(cfg.PreferredMaxBytes),
+		consensustest.WithBatchTimeout(cfg.BatchTimeout),
+		consensustest.WithNodeLogger(slog.New(slog.DiscardHandler)),
+		consensustest.WithoutBlockSources(),
+		consensustest.WithConsenterOpts(
+			consensus.WithProduceLinger(cfg.Linger),
+			consensus.WithTopicSettings(topic),
+			consensus.WithRetry(consensus.RetryPolicy{ShortInterval: 50 * time.Millisecond, ShortTotal: 10 * time.Second, LongInterval: time.Second, LongTotal: 10 * time.Second}),
+		),
+	}
+	if cfg.Unsigned {
+		copts = append(copts, consensustest.WithUnsignedBlocks())
+	}
+	if cfg.ValidateAll {
+		copts = append(copts, consensustest.WithConsenterOpts(consensus.WithEnvelopeValidation()))
+	}
 	if cfg.Ledger == LedgerFile {
 		if h.ledgerDir, err = os.MkdirTemp("", "chainbench-"); err != nil {
 			return h, err
 		}
+		copts = append(copts, consensustest.WithFileLedgers(h.ledgerDir))
 	}
-
-	ca := testutil.NewCA(cfg.TB, "Org1")
-	client := ca.Issue("client")
-	chCfg := testutil.ChannelConfig(channelID, []*testutil.CA{ca},
-		testutil.WithBatchSize(cfg.MaxMessageCount, max(10<<20, uint32(cfg.EnvSize)*2), cfg.PreferredMaxBytes),
-		testutil.WithBatchTimeout(cfg.BatchTimeout))
-	genesis := testutil.GenesisBlock(cfg.TB, chCfg)
-	quiet := slog.New(slog.DiscardHandler)
-	for i := range cfg.Nodes {
-		opts := []consensus.Option{
-			consensus.WithSeedBrokers(k.Addrs()...),
-			consensus.WithClientID(fmt.Sprintf("osn%d", i)),
-			consensus.WithLogger(quiet),
-			consensus.WithProduceLinger(cfg.Linger),
-			consensus.WithTopicSettings(topic),
-			consensus.WithRetry(consensus.RetryPolicy{ShortInterval: 50 * time.Millisecond, ShortTotal: 10 * time.Second, LongInterval: time.Second, LongTotal: 10 * time.Second}),
-		}
-		if !cfg.Unsigned {
-			opts = append(opts, consensus.WithSigner(ca.Issue(fmt.Sprintf("orderer%d", i))))
-		}
-		c, err := consensus.NewConsenter(opts...)
-		if err != nil {
-			return h, err
-		}
-		h.cons = append(h.cons, c)
-		var l ledger.Ledger = ledger.NewMemory()
-		if cfg.Ledger == LedgerFile {
-			if l, err = ledger.OpenFile(fmt.Sprintf("%s/node%d", h.ledgerDir, i), ledger.WithLogger(nil)); err != nil {
-				return h, err
-			}
-		}
-		h.ledgers = append(h.ledgers, l)
-		ch, err := c.NewChain(channelID, l, genesis)
-		if err != nil {
-			return h, err
-		}
-		ch.Start()
-		h.chains = append(h.chains, ch)
+	if h.cluster, err = consensustest.NewCluster(k.Addrs(), copts...); err != nil {
+		return h, err
 	}
-	for _, ch := range h.chains {
-		if err := ch.WaitReady(ctx); err != nil {
-			return h, err
-		}
+	if err := h.cluster.Start(ctx); err != nil {
+		return h, err
+	}
+	if err := h.cluster.WaitReady(ctx); err != nil {
+		return h, err
+	}
+	var ledgers []ledger.Reader
+	for i := range h.cluster.Len() {
+		n := h.cluster.Node(i)
+		h.chains = append(h.chains, n.Chain(channelID))
+		ledgers = append(ledgers, n.Ledger(channelID))
 	}
 	// Each node's envelopes are counted as a reader of its ledger sees
 	// them, as the raw side counts what each consumer fetched.
 	sctx, stopSeen := context.WithCancel(context.Background())
 	h.stopSeen = stopSeen
-	for _, l := range h.ledgers {
+	for _, l := range ledgers {
 		c := newCounter()
 		h.seen = append(h.seen, c)
 		h.rawWG.Add(1)
@@ -320,13 +309,14 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 		}()
 	}
 
-	if err := h.buildEnvelopes(cfg, client); err != nil {
+	if err := h.buildEnvelopes(cfg, h.cluster.Client()); err != nil {
 		return h, err
 	}
 
-	// Raw side: the chain's kgo settings, one client per node.
+	// Raw side: the chain's kgo settings, those the cluster gives its
+	// nodes included, one client per node.
 	for i := range cfg.Nodes {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append(consensustest.FastKgoOpts(),
 			kgo.SeedBrokers(k.Addrs()...),
 			kgo.ClientID(fmt.Sprintf("raw%d", i)),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -334,7 +324,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 			kgo.ProducerLinger(cfg.Linger),
 			kgo.ProducerBatchMaxBytes(maxRecord),
 			kgo.FetchMaxWait(250*time.Millisecond),
-		)
+		)...)
 		if err != nil {
 			return h, err
 		}
@@ -379,11 +369,12 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 // buildEnvelopes builds distinctTx envelopes of cfg.EnvSize bytes signed by
 // client, validates them once on the first chain, and the raw records
 // carrying exactly what the chain produces for them.
-func (h *Harness) buildEnvelopes(cfg Config, client *testutil.Identity) error {
-	pad := 0
-	if probe := testutil.Envelope(client, channelID, cb.HeaderType_ENDORSER_TRANSACTION, nil); len(probe.Payload)+len(probe.Signature) < cfg.EnvSize {
-		pad = cfg.EnvSize - len(probe.Payload) - len(probe.Signature)
+func (h *Harness) buildEnvelopes(cfg Config, client *msptest.Identity) error {
+	probe, err := client.Envelope(cb.HeaderType_ENDORSER_TRANSACTION, channelID, nil)
+	if err != nil {
+		return err
 	}
+	pad := max(0, cfg.EnvSize-len(probe.Payload)-len(probe.Signature))
 	rng := rand.NewChaCha8([32]byte{'c', 'h', 'a', 'i', 'n', 'b', 'e', 'n', 'c', 'h'})
 	for i := range distinctTx {
 		data := make([]byte, pad)
@@ -392,8 +383,10 @@ func (h *Harness) buildEnvelopes(cfg Config, client *testutil.Identity) error {
 		} else {
 			copy(data, fmt.Sprint("tx", i))
 		}
-		env := testutil.Envelope(client, channelID, cb.HeaderType_ENDORSER_TRANSACTION, data)
-		var err error
+		env, err := client.Envelope(cb.HeaderType_ENDORSER_TRANSACTION, channelID, data)
+		if err != nil {
+			return err
+		}
 		if h.seq, err = h.chains[0].ProcessNormal(env); err != nil {
 			return err
 		}
@@ -412,8 +405,8 @@ func (h *Harness) buildEnvelopes(cfg Config, client *testutil.Identity) error {
 	return nil
 }
 
-// Close stops the raw consumers, closes the clients, the consenters and
-// their ledgers and stops the embedded Kafka.
+// Close stops the raw consumers, closes the clients and the cluster (the
+// consenters and their ledgers) and stops the embedded Kafka.
 func (h *Harness) Close() {
 	if h.rawStop != nil {
 		h.rawStop()
@@ -425,11 +418,8 @@ func (h *Harness) Close() {
 		cl.Close()
 	}
 	h.rawWG.Wait()
-	for _, c := range h.cons {
-		c.Close()
-	}
-	for _, l := range h.ledgers {
-		_ = l.Close() // nothing left to report to
+	if h.cluster != nil {
+		h.cluster.Close()
 	}
 	if h.ledgerDir != "" {
 		_ = os.RemoveAll(h.ledgerDir)

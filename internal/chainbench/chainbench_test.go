@@ -32,7 +32,7 @@ func TestMeasureSmall(t *testing.T) {
 		t.Skip("starts an embedded Kafka")
 	}
 	cfg := DefaultConfig()
-	cfg.Nodes, cfg.Brokers, cfg.Unsigned, cfg.TB = 1, 1, true, t
+	cfg.Nodes, cfg.Brokers, cfg.Unsigned = 1, 1, true
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	h, err := Start(ctx, cfg)

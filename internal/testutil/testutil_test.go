@@ -16,7 +16,7 @@ import (
 func TestCAAndEnvelope(t *testing.T) {
 	ca := testutil.NewCA(t, "Org1MSP", testutil.WithNodeOUs())
 	ica := ca.NewIntermediate()
-	require.Same(t, ca, ica.Root())
+	require.Same(t, ca.CA, ica.Root().CA)
 	alice := ica.Issue("alice", testutil.WithOU(testutil.OUClient))
 	m := ca.MSP()
 	require.NoError(t, m.Validate(alice))

@@ -1,7 +1,6 @@
-package testutil
+package msptest
 
 import (
-	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -11,10 +10,18 @@ import (
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 )
 
+// Batch limits of ChannelConfig unless WithBatchSize or WithBatchTimeout.
+const (
+	DefaultMaxMessageCount   = 10
+	DefaultAbsoluteMaxBytes  = 1 << 20
+	DefaultPreferredMaxBytes = 512 << 10
+	DefaultBatchTimeout      = 2 * time.Second
+)
+
 // ConfigOption adjusts the channel configuration built by ChannelConfig.
 type ConfigOption func(*ccpb.ChannelConfig)
 
-// WithOrdererOrgs adds the MSPs of cas as orderer organisations.
+// WithOrdererOrgs adds the organisations of cas as orderer organisations.
 func WithOrdererOrgs(cas ...*CA) ConfigOption {
 	return func(c *ccpb.ChannelConfig) {
 		for _, ca := range cas {
@@ -39,26 +46,33 @@ func WithBatchTimeout(d time.Duration) ConfigOption {
 	return func(c *ccpb.ChannelConfig) { c.BatchTimeout = durationpb.New(d) }
 }
 
-// WithKafkaBrokers sets the channel's Kafka brokers.
+// WithKafkaBrokers records Kafka brokers in the configuration (informative:
+// a consenter connects to the brokers it is given).
 func WithKafkaBrokers(brokers ...string) ConfigOption {
 	return func(c *ccpb.ChannelConfig) { c.Kafka = &ccpb.KafkaSettings{Brokers: brokers} }
 }
 
-// WithPolicy sets the channel policy name.
+// WithPolicy sets the channel policy name to p.
 func WithPolicy(name string, p *cb.Policy) ConfigOption {
 	return func(c *ccpb.ChannelConfig) { c.Policies[name] = p }
 }
 
 // ChannelConfig returns the sequence-0 configuration of channelID with the
-// MSPs of orgs as application organisations, Fabric's default policies
-// (channelconfig.DefaultChannelPolicies and DefaultOrgPolicies), batches of
-// at most 10 messages, 1 MiB absolute and 512 KiB preferred, and a 2 s batch
-// timeout, then applies opts.
+// organisations of orgs as application organisations, Fabric's default
+// policies (channelconfig.DefaultChannelPolicies: Readers and Writers ANY
+// member, Admins MAJORITY admin), the batch limits DefaultMaxMessageCount,
+// DefaultAbsoluteMaxBytes and DefaultPreferredMaxBytes and
+// DefaultBatchTimeout, then applies opts. Each organisation's MSP
+// configuration is taken as it is now (CA.MSPConfig).
 func ChannelConfig(channelID string, orgs []*CA, opts ...ConfigOption) *ccpb.ChannelConfig {
 	c := &ccpb.ChannelConfig{
-		ChannelId:    channelID,
-		BatchSize:    &ccpb.BatchSize{MaxMessageCount: 10, AbsoluteMaxBytes: 1 << 20, PreferredMaxBytes: 512 << 10},
-		BatchTimeout: durationpb.New(2 * time.Second),
+		ChannelId: channelID,
+		BatchSize: &ccpb.BatchSize{
+			MaxMessageCount:   DefaultMaxMessageCount,
+			AbsoluteMaxBytes:  DefaultAbsoluteMaxBytes,
+			PreferredMaxBytes: DefaultPreferredMaxBytes,
+		},
+		BatchTimeout: durationpb.New(DefaultBatchTimeout),
 		Policies:     channelconfig.DefaultChannelPolicies(),
 	}
 	for _, ca := range orgs {
@@ -70,16 +84,8 @@ func ChannelConfig(channelID string, orgs []*CA, opts ...ConfigOption) *ccpb.Cha
 	return c
 }
 
-// GenesisBlock returns the genesis block of cfg (channelconfig.GenesisBlock).
-func GenesisBlock(t testing.TB, cfg *ccpb.ChannelConfig) *cb.Block {
-	b, err := channelconfig.GenesisBlock(cfg)
-	check(t, err)
-	return b
-}
-
-// Bundle returns the channelconfig.Bundle of cfg.
-func Bundle(t testing.TB, cfg *ccpb.ChannelConfig, opts ...channelconfig.Option) *channelconfig.Bundle {
-	b, err := channelconfig.NewBundle(cfg, opts...)
-	check(t, err)
-	return b
+// GenesisBlock returns the genesis block (channelconfig.GenesisBlock) of the
+// configuration ChannelConfig builds from its arguments.
+func GenesisBlock(channelID string, orgs []*CA, opts ...ConfigOption) (*cb.Block, error) {
+	return channelconfig.GenesisBlock(ChannelConfig(channelID, orgs, opts...))
 }

@@ -29,9 +29,10 @@ var ErrThrottled = errors.New("atomicbroadcast: rate limit exceeded")
 // ordered. Each rate is a token bucket that holds one second of envelopes
 // (at least one): a client may send that many at once, then at the rate.
 //
-// Fabric 3.0's orderer throttles Broadcast too (General.Throttling: Rate,
-// InactivityTimeout): it shares one rate among the clients authenticated
-// by mutual TLS and their CAs, and makes a client over its share wait.
+// Fabric 3.0's orderer throttles Broadcast too (General.Throttling, a
+// rate and an inactivity timeout): it shares the rate among the clients
+// authenticated by mutual TLS (by their certificates' key identifiers) and
+// their CAs, and makes a client over its share wait.
 // Here each identity and each organisation has its own rate, the identity
 // is the signer's, and an envelope over it is refused at once: a
 // server-wide bound on ordering throughput is Kafka's to enforce (quotas),

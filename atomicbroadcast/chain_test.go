@@ -2,16 +2,22 @@ package atomicbroadcast
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
+	"github.com/kafkaconsensus/kafkaconsensus/ledger"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	ccpb "github.com/kafkaconsensus/kafkaconsensus/protos/channelconfig"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
@@ -124,6 +130,12 @@ func TestBroadcastStatuses(t *testing.T) {
 		{"untrusted certificate", tx(impostor, testChannel, []byte("x")), cb.Status_FORBIDDEN},
 		{"config signed by a non-admin", configUpdate(t, c, 1, user), cb.Status_FORBIDDEN},
 		{"config with a bad sequence", configUpdate(t, c, 5, c.Admin()), cb.Status_BAD_REQUEST},
+		// Signed, but of a type the channel does not order.
+		{"CONFIG_UPDATE on a channel of this format", signed(t, c.Admin(), testChannel, cb.HeaderType_CONFIG_UPDATE, []byte("x")), cb.Status_BAD_REQUEST},
+		{"ORDERER_TRANSACTION", signed(t, c.Admin(), testChannel, cb.HeaderType_ORDERER_TRANSACTION, []byte("x")), cb.Status_BAD_REQUEST},
+		{"DELIVER_SEEK_INFO", signed(t, user, testChannel, cb.HeaderType_DELIVER_SEEK_INFO, protoutil.MarshalOrPanic(&ab.SeekInfo{Start: seekOldest(), Stop: seekOldest()})), cb.Status_BAD_REQUEST},
+		{"type 9999", signed(t, user, testChannel, 9999, []byte("x")), cb.Status_BAD_REQUEST},
+		{"type -1", signed(t, user, testChannel, -1, []byte("x")), cb.Status_BAD_REQUEST},
 	} {
 		r := broadcastOne(t, cl, tc.env)
 		require.Equal(t, tc.want, r.GetStatus(), "%s: %s", tc.name, r.GetInfo())
@@ -254,4 +266,93 @@ func TestBroadcastUnavailable(t *testing.T) {
 	require.NoError(t, chain.WaitReady(ctx))
 	r = broadcastOne(t, cl, envelope(t, c, testChannel, []byte("back")))
 	require.Equal(t, cb.Status_SUCCESS, r.GetStatus(), r.GetInfo())
+}
+
+// TestBroadcastConfigRefusals checks that the configuration updates the
+// chain refuses, because they would leave the channel unusable or could
+// not be ordered, are answered BAD_REQUEST with the reason, and that the
+// channel keeps its configuration.
+func TestBroadcastConfigRefusals(t *testing.T) {
+	c, _ := newCluster(t)
+	startCluster(t, c)
+	cl := serveNode(t, c)
+	nobody, err := msp.FromString("OR('GoneMSP.member')")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, info string
+		update     func(*ccpb.ChannelConfig)
+	}{
+		{"no organisation", "no application organisation", func(cfg *ccpb.ChannelConfig) { cfg.ApplicationOrgs, cfg.OrdererOrgs = nil, nil }},
+		{"a Writers policy nobody can satisfy", "no identity could satisfy policy Writers", func(cfg *ccpb.ChannelConfig) {
+			cfg.Policies[channelconfig.WritersPolicy] = channelconfig.SignaturePolicy(nobody)
+		}},
+		{"AbsoluteMaxBytes above the topic's max.message.bytes", "exceed the topic's max.message.bytes", func(cfg *ccpb.ChannelConfig) {
+			cfg.BatchSize.AbsoluteMaxBytes = 2 * consensus.DefaultMaxMessageBytes
+		}},
+		{"an unbounded batch timeout", "exceeds 1h0m0s", func(cfg *ccpb.ChannelConfig) { cfg.BatchTimeout = durationpb.New(10 * 365 * 24 * time.Hour) }},
+	} {
+		env, err := c.ConfigUpdate(testChannel, tc.update)
+		require.NoError(t, err, tc.name)
+		r := broadcastOne(t, cl, env)
+		require.Equal(t, cb.Status_BAD_REQUEST, r.GetStatus(), "%s: %s", tc.name, r.GetInfo())
+		require.Contains(t, r.GetInfo(), tc.info, tc.name)
+	}
+	require.Equal(t, uint64(0), c.Node(0).Chain(testChannel).Config().Sequence())
+}
+
+// fabricFixtures holds blocks, updates and identities made by Hyperledger
+// Fabric's own tools and orderer (see its README).
+const fabricFixtures = "../fabricconfig/testdata/fabric"
+
+// TestBroadcastFabricConfigUpdate serves the channel Fabric's orderer
+// created (its genesis block, Fabric's config tree) on one node signing as
+// Fabric's orderer0, and broadcasts Fabric's CONFIG_UPDATE envelopes: u1
+// is applied, u3 refused with Fabric's reason, and a CONFIG envelope is
+// refused as Fabric refuses it.
+func TestBroadcastFabricConfigUpdate(t *testing.T) {
+	const channel = "fabchannel"
+	file := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(fabricFixtures, name))
+		require.NoError(t, err)
+		return b
+	}
+	genesis, err := protoutil.UnmarshalBlock(file("fabchannel-genesis.block"))
+	require.NoError(t, err)
+	signer, err := msp.LoadSigningIdentity(filepath.Join(fabricFixtures, "crypto/ordererOrganizations/example.com/orderers/orderer0.example.com/msp"), "OrdererMSP")
+	require.NoError(t, err)
+	k, err := consensustest.StartKafka()
+	require.NoError(t, err)
+	t.Cleanup(k.Close)
+	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
+		consensus.WithLogger(slog.New(slog.DiscardHandler)), consensus.WithSigner(signer))
+	require.NoError(t, err)
+	t.Cleanup(cons.Close)
+	l := ledger.NewMemory()
+	chain, err := cons.NewChain(channel, l, genesis)
+	require.NoError(t, err)
+	chain.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, chain.WaitReady(ctx))
+	cl := serveChannels(t, map[string]Channel{channel: {Chain: chain, Ledger: l}})
+
+	update := func(name string) *cb.Envelope {
+		env, err := protoutil.UnmarshalEnvelope(file("updates/" + name))
+		require.NoError(t, err)
+		return env
+	}
+	r := broadcastOne(t, cl, update("u3-batchtimeout-org1-only.pb"))
+	require.Equal(t, cb.Status_BAD_REQUEST, r.GetStatus(), r.GetInfo())
+	require.Contains(t, r.GetInfo(), "implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Admins' sub-policies to be satisfied")
+
+	cfgEnv, _, err := chain.ProcessConfigUpdate(update("u1-batchsize-20.pb"))
+	require.NoError(t, err)
+	r = broadcastOne(t, cl, cfgEnv)
+	require.Equal(t, cb.Status_BAD_REQUEST, r.GetStatus(), r.GetInfo())
+	require.Contains(t, r.GetInfo(), "a CONFIG envelope cannot be processed directly")
+
+	r = broadcastOne(t, cl, update("u1-batchsize-20.pb"))
+	require.Equal(t, cb.Status_SUCCESS, r.GetStatus(), r.GetInfo())
+	require.Eventually(t, func() bool { return chain.Config().Sequence() == 2 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, uint32(20), chain.Config().BatchLimits().MaxMessageCount)
 }

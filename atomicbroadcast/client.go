@@ -17,11 +17,18 @@ import (
 // for channel carrying info, signed by signer (see
 // protoutil.NewSignedEnvelope).
 func NewSeekEnvelope(signer protoutil.Signer, channel string, info *ab.SeekInfo) (*cb.Envelope, error) {
+	return NewSeekEnvelopeWithTLSBinding(signer, channel, info, nil)
+}
+
+// NewSeekEnvelopeWithTLSBinding is NewSeekEnvelope bound to the client's
+// TLS certificate: tlsCertHash is its CertHash, which a server that
+// requires client certificates may check (see WithTLSBinding).
+func NewSeekEnvelopeWithTLSBinding(signer protoutil.Signer, channel string, info *ab.SeekInfo, tlsCertHash []byte) (*cb.Envelope, error) {
 	data, err := protoutil.Marshal(info)
 	if err != nil {
 		return nil, err
 	}
-	return protoutil.NewSignedEnvelope(cb.HeaderType_DELIVER_SEEK_INFO, channel, data, signer)
+	return protoutil.NewSignedEnvelopeWithTLSBinding(cb.HeaderType_DELIVER_SEEK_INFO, channel, data, signer, tlsCertHash)
 }
 
 // ReadBlocks sends one Deliver request, env (see NewSeekEnvelope), on a new

@@ -55,6 +55,11 @@ func authorizeDeliver(cfg consensus.ChannelConfig, env *cb.Envelope) error {
 // reader is authorised again whenever the channel's configuration changes
 // while it is served.
 func (s *Server) Deliver(stream ab.AtomicBroadcast_DeliverServer) error {
+	release, err := openStream(s.delivers, "Deliver")
+	if err != nil {
+		return err
+	}
+	defer release()
 	for {
 		env, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -91,6 +96,12 @@ func (s *Server) deliverOne(ctx context.Context, env *cb.Envelope, send func(*cb
 		return fail(cb.Status_BAD_REQUEST, "", err)
 	}
 	channel := h.ChannelHeader.GetChannelId()
+	if s.binding != BindNone {
+		// Fabric checks the binding with the header, before the channel.
+		if err := checkBinding(ctx, h.ChannelHeader); err != nil {
+			return fail(StatusOf(err), channel, err)
+		}
+	}
 	ch, ok := s.channels[channel]
 	if !ok {
 		err := fmt.Errorf("%w: %q", ErrChannelNotFound, channel)

@@ -47,21 +47,30 @@ func Example() {
 	// writes.
 	channel := consensustest.DefaultChannel
 	node := cluster.Node(0)
-	srv, err := atomicbroadcast.NewServer(map[string]atomicbroadcast.Channel{
+	channels := map[string]atomicbroadcast.Channel{
 		channel: {Chain: node.Chain(channel), Ledger: node.Ledger(channel)},
-	}, atomicbroadcast.WithLogger(slog.New(slog.DiscardHandler)))
+	}
+	srv, err := atomicbroadcast.NewServer(channels, atomicbroadcast.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(atomicbroadcast.MaxMessageBytes), grpc.MaxSendMsgSize(atomicbroadcast.MaxMessageBytes))
+	// The gRPC server's bounds: the largest message the channels allow,
+	// fixed flow-control windows, keepalive enforcement; and a bounded
+	// number of connections.
+	gopts, err := atomicbroadcast.ServerOptions(atomicbroadcast.GRPCLimits{MaxRecvMsgSize: atomicbroadcast.MaxRecvMsgSize(channels)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	gs := grpc.NewServer(gopts...)
 	ab.RegisterAtomicBroadcastServer(gs, srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	go gs.Serve(ln)
+	go gs.Serve(atomicbroadcast.LimitListener(ln, atomicbroadcast.DefaultMaxConnections))
 	defer gs.Stop()
 
 	// A client: Broadcast one envelope signed by a writer of the channel.

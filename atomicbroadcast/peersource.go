@@ -30,8 +30,9 @@ const DefaultPeerTimeout = 10 * time.Second
 type PeerSourceOption func(*peerConfig)
 
 type peerConfig struct {
-	timeout time.Duration
-	dial    []grpc.DialOption
+	timeout  time.Duration
+	dial     []grpc.DialOption
+	certHash []byte
 }
 
 // WithPeerTimeout sets how long the peer may take to answer a seek
@@ -39,6 +40,14 @@ type peerConfig struct {
 // positive).
 func WithPeerTimeout(d time.Duration) PeerSourceOption {
 	return func(c *peerConfig) { c.timeout = d }
+}
+
+// WithTLSCertHash binds the source's seek requests to its TLS client
+// certificate: hash is the CertHash of the certificate that creds present,
+// for peers that require client certificates and check the binding (see
+// WithTLSBinding).
+func WithTLSCertHash(hash []byte) PeerSourceOption {
+	return func(c *peerConfig) { c.certHash = hash }
 }
 
 // WithDialOptions adds gRPC dial options (interceptors, keepalive, a
@@ -67,10 +76,11 @@ func WithDialOptions(opts ...grpc.DialOption) PeerSourceOption {
 // status other than SUCCESS makes Blocks return an error, and the chain
 // tries its next source.
 type PeerSource struct {
-	addr    string
-	signer  protoutil.Signer
-	timeout time.Duration
-	dial    []grpc.DialOption
+	addr     string
+	signer   protoutil.Signer
+	timeout  time.Duration
+	dial     []grpc.DialOption
+	certHash []byte
 }
 
 var _ consensus.BlockSource = (*PeerSource)(nil)
@@ -105,7 +115,7 @@ func NewPeerSource(addr string, creds credentials.TransportCredentials, signer p
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	}
-	return &PeerSource{addr: addr, signer: signer, timeout: cfg.timeout, dial: append(dial, cfg.dial...)}, nil
+	return &PeerSource{addr: addr, signer: signer, timeout: cfg.timeout, dial: append(dial, cfg.dial...), certHash: cfg.certHash}, nil
 }
 
 // String names the source in logs, as "peer 10.0.0.2:7050".
@@ -146,12 +156,12 @@ var errPeerSilent = errors.New("peer silent")
 // final status, which must be SUCCESS. The peer's first answer, and each
 // answer after fn returns, must come within the timeout.
 func (p *PeerSource) seek(ctx context.Context, client ab.AtomicBroadcastClient, channel string, start, stop *ab.SeekPosition, fn func(*cb.Block) error) error {
-	env, err := NewSeekEnvelope(p.signer, channel, &ab.SeekInfo{
+	env, err := NewSeekEnvelopeWithTLSBinding(p.signer, channel, &ab.SeekInfo{
 		Start:         start,
 		Stop:          stop,
 		Behavior:      ab.SeekInfo_FAIL_IF_NOT_READY,
 		ErrorResponse: ab.SeekInfo_BEST_EFFORT,
-	})
+	}, p.certHash)
 	if err != nil {
 		return fmt.Errorf("%s: seek request: %w", p, err)
 	}

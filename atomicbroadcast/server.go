@@ -7,6 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
@@ -27,6 +33,11 @@ type Chain interface {
 	ProcessNormal(env *cb.Envelope) (uint64, error)
 	// ProcessConfig is ProcessNormal for a config envelope.
 	ProcessConfig(env *cb.Envelope) (uint64, error)
+	// ProcessConfigUpdate validates a CONFIG_UPDATE envelope and returns
+	// the CONFIG envelope that applies it, with the config sequence to
+	// order that at. A channel whose configuration cannot process updates
+	// refuses them with an error wrapping consensus.ErrNoConfigUpdates.
+	ProcessConfigUpdate(env *cb.Envelope) (*cb.Envelope, uint64, error)
 	// OrderAsync produces a validated normal envelope and calls promise
 	// once with the outcome, without blocking on Kafka. It is the one
 	// check of availability: a chain that cannot take envelopes now
@@ -58,17 +69,91 @@ const DefaultWindow = 1000
 type Option func(*serverConfig)
 
 type serverConfig struct {
-	window int
-	log    *slog.Logger
+	window       int
+	streamBudget int64
+	budget       int64
+	maxBroadcast int
+	maxDeliver   int
+	idleTimeout  time.Duration
+	binding      TLSBinding
+	throttle     Throttle
+	log          *slog.Logger
+	now          func() time.Time
 }
 
 // WithWindow sets how many envelopes of one Broadcast stream may be read
 // and not yet answered at once (default DefaultWindow; at least 1).
 func WithWindow(n int) Option { return func(c *serverConfig) { c.window = n } }
 
+// WithStreamBudget sets how many bytes of envelopes one Broadcast stream
+// may hold, from reading each until its answer is sent (default
+// DefaultStreamBudget; at least 1). A stream that holds that much is not
+// read until answers are sent.
+func WithStreamBudget(bytes int64) Option { return func(c *serverConfig) { c.streamBudget = bytes } }
+
+// WithBudget sets how many bytes of envelopes all Broadcast streams
+// together may hold, from reading each until its answer is sent (default
+// DefaultBudget; at least the stream budget). While they hold that much,
+// no stream is read.
+func WithBudget(bytes int64) Option { return func(c *serverConfig) { c.budget = bytes } }
+
+// WithMaxStreams sets how many Broadcast and Deliver streams the server
+// serves at once (defaults DefaultMaxBroadcastStreams and
+// DefaultMaxDeliverStreams; at least 1): a stream beyond is refused with
+// gRPC's RESOURCE_EXHAUSTED.
+func WithMaxStreams(broadcast, deliver int) Option {
+	return func(c *serverConfig) { c.maxBroadcast, c.maxDeliver = broadcast, deliver }
+}
+
+// WithIdleTimeout sets how long a Broadcast stream may go without
+// receiving an envelope or sending an answer before the server closes it
+// with gRPC's UNAVAILABLE (default DefaultIdleTimeout; must be positive).
+// Envelopes not yet answered may still be ordered, as when a connection
+// breaks.
+func WithIdleTimeout(d time.Duration) Option { return func(c *serverConfig) { c.idleTimeout = d } }
+
+// WithTLSBinding sets which requests must be bound to the TLS client
+// certificate of their connection (default BindNone). Use it with a
+// gRPC server that requires client certificates (see MutualTLS).
+func WithTLSBinding(b TLSBinding) Option { return func(c *serverConfig) { c.binding = b } }
+
+// WithThrottle sets the Broadcast rates of clients and organisations
+// (default: none). Rates must not be negative.
+func WithThrottle(t Throttle) Option { return func(c *serverConfig) { c.throttle = t } }
+
 // WithLogger sets the logger of refused requests; nil, like the default,
 // means slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *serverConfig) { c.log = l } }
+
+// withClock sets the throttle's clock (tests).
+func withClock(now func() time.Time) Option { return func(c *serverConfig) { c.now = now } }
+
+// validate rejects the options out of range.
+func (c *serverConfig) validate() []error {
+	var errs []error
+	if c.window < 1 {
+		errs = append(errs, fmt.Errorf("window %d: must be at least 1", c.window))
+	}
+	if c.streamBudget < 1 {
+		errs = append(errs, fmt.Errorf("stream budget %d: must be at least 1", c.streamBudget))
+	}
+	if c.budget < c.streamBudget {
+		errs = append(errs, fmt.Errorf("budget %d: must be at least the stream budget %d", c.budget, c.streamBudget))
+	}
+	if c.maxBroadcast < 1 || c.maxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("max streams %d and %d: must be at least 1", c.maxBroadcast, c.maxDeliver))
+	}
+	if c.idleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("idle timeout %v: must be positive", c.idleTimeout))
+	}
+	if c.binding < BindNone || c.binding > BindAll {
+		errs = append(errs, fmt.Errorf("TLS binding %d: unknown", c.binding))
+	}
+	if c.throttle.ClientRate < 0 || c.throttle.OrgRate < 0 {
+		errs = append(errs, fmt.Errorf("throttle %+v: rates must not be negative", c.throttle))
+	}
+	return errs
+}
 
 // Server implements Fabric's orderer.AtomicBroadcast service over a fixed
 // set of channels: register it with ab.RegisterAtomicBroadcastServer. See
@@ -76,24 +161,36 @@ func WithLogger(l *slog.Logger) Option { return func(c *serverConfig) { c.log = 
 type Server struct {
 	ab.UnimplementedAtomicBroadcastServer
 
-	channels   map[string]Channel
-	window     int
-	log        *slog.Logger
-	validators chan struct{} // a token per validation running
+	channels     map[string]Channel
+	window       int
+	streamBudget int64
+	budget       *budget // bytes of envelopes held by all Broadcast streams
+	idleTimeout  time.Duration
+	binding      TLSBinding
+	throttle     *throttler // nil: no throttling
+	log          *slog.Logger
+	validators   chan struct{} // a token per validation running
+	broadcasts   chan struct{} // a token per Broadcast stream served
+	delivers     chan struct{} // a token per Deliver stream served
 }
 
 // NewServer returns a server of channels (by channel ID), which it copies.
 // It fails when a channel has no chain or no ledger, or when an option is
 // out of range.
 func NewServer(channels map[string]Channel, opts ...Option) (*Server, error) {
-	cfg := serverConfig{window: DefaultWindow}
+	cfg := serverConfig{
+		window:       DefaultWindow,
+		streamBudget: DefaultStreamBudget,
+		budget:       DefaultBudget,
+		maxBroadcast: DefaultMaxBroadcastStreams,
+		maxDeliver:   DefaultMaxDeliverStreams,
+		idleTimeout:  DefaultIdleTimeout,
+		now:          time.Now,
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var errs []error
-	if cfg.window < 1 {
-		errs = append(errs, fmt.Errorf("window %d: must be at least 1", cfg.window))
-	}
+	errs := cfg.validate()
 	own := make(map[string]Channel, len(channels))
 	for id, ch := range channels {
 		if ch.Chain == nil || ch.Ledger == nil {
@@ -107,77 +204,186 @@ func NewServer(channels map[string]Channel, opts ...Option) (*Server, error) {
 	if cfg.log == nil {
 		cfg.log = slog.Default()
 	}
-	return &Server{channels: own, window: cfg.window, log: cfg.log, validators: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
+	s := &Server{
+		channels:     own,
+		window:       cfg.window,
+		streamBudget: cfg.streamBudget,
+		budget:       newBudget(cfg.budget),
+		idleTimeout:  cfg.idleTimeout,
+		binding:      cfg.binding,
+		log:          cfg.log,
+		validators:   make(chan struct{}, runtime.GOMAXPROCS(0)),
+		broadcasts:   make(chan struct{}, cfg.maxBroadcast),
+		delivers:     make(chan struct{}, cfg.maxDeliver),
+	}
+	if cfg.throttle != (Throttle{}) {
+		s.throttle = newThrottler(cfg.throttle, cfg.now)
+	}
+	return s, nil
 }
 
+// openStream takes a token of streams for a new stream of method, or
+// refuses it with RESOURCE_EXHAUSTED when they are all taken.
+func openStream(streams chan struct{}, method string) (release func(), err error) {
+	select {
+	case streams <- struct{}{}:
+		return func() { <-streams }, nil
+	default:
+		return nil, status.Errorf(codes.ResourceExhausted, "atomicbroadcast: the server serves at most %d %s streams at once", cap(streams), method)
+	}
+}
+
+// errIdle is why an idle Broadcast stream is closed.
+var errIdle = errors.New("idle")
+
 // Broadcast answers each envelope of the stream with a BroadcastResponse,
-// in order. It is a pipeline: the handler reads envelopes; each is
+// in order. It is a pipeline: a reader receives envelopes while the
+// stream's and the server's byte budgets have room; each envelope is
 // validated on its own goroutine (signature checks are the costly part,
 // and at most GOMAXPROCS run at once per server); a dispatcher hands the
 // valid ones to the chain in stream order, so that they keep their order in
 // the log; a sender returns the answers in stream order as Kafka
-// acknowledges them. At most the window's envelopes are between reading
-// and answering.
+// acknowledges them, giving each envelope's bytes back to the budgets. At
+// most the window's envelopes are between reading and answering. A stream
+// idle for the idle timeout is closed.
 func (s *Server) Broadcast(stream ab.AtomicBroadcast_BroadcastServer) error {
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
+	release, err := openStream(s.broadcasts, "Broadcast")
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	b := &broadcastStream{srv: s, stream: stream, ctx: ctx, own: newBudget(s.streamBudget)}
+	b.touch()
+	idle := b.watchIdle(cancel)
+	defer idle.Stop()
+
 	toDispatch := make(chan *broadcastJob, s.window)
 	toSend := make(chan *broadcastJob, s.window)
 	inFlight := make(chan struct{}, s.window) // a token per envelope read and not yet answered
 	sendDone := make(chan error, 1)
+	recvDone := make(chan error, 1)
 	go s.dispatch(ctx, toDispatch, toSend)
 	go func() {
-		err := sendInOrder(ctx, stream, toSend, inFlight)
+		err := b.sendInOrder(toSend, inFlight)
 		if err != nil {
-			cancel()
+			cancel(err)
 		}
 		sendDone <- err
 	}()
-	finish := func(err error) error {
+	go func() {
+		err := b.receive(toDispatch, inFlight)
 		close(toDispatch)
 		if err != nil {
-			cancel()
+			cancel(err)
 		}
-		if serr := <-sendDone; err == nil {
+		serr := <-sendDone
+		// The envelopes read and not answered leave with the stream.
+		s.budget.give(b.own.inUse())
+		if err == nil {
 			err = serr
 		}
+		recvDone <- err
+	}()
+	select {
+	case err := <-recvDone:
 		return err
+	case <-ctx.Done():
+		// Cut while the reader may be waiting for the client: returning
+		// ends the stream, and with it the reader's Recv.
+		if err := context.Cause(ctx); errors.Is(err, errIdle) {
+			s.log.Warn("closing idle broadcast stream", "timeout", s.idleTimeout)
+			return status.Errorf(codes.Unavailable, "atomicbroadcast: nothing received or sent for %v: stream closed", s.idleTimeout)
+		}
+		return context.Cause(ctx)
 	}
+}
+
+// broadcastStream is the state of one Broadcast stream.
+type broadcastStream struct {
+	srv    *Server
+	stream ab.AtomicBroadcast_BroadcastServer
+	ctx    context.Context
+	own    *budget      // bytes of envelopes the stream holds
+	active atomic.Int64 // when an envelope was last received or an answer sent (Unix ns)
+}
+
+// touch records activity.
+func (b *broadcastStream) touch() { b.active.Store(time.Now().UnixNano()) }
+
+// watchIdle cancels the stream with errIdle once it has been inactive for
+// the idle timeout.
+func (b *broadcastStream) watchIdle(cancel context.CancelCauseFunc) *time.Timer {
+	timeout := b.srv.idleTimeout
+	var t *time.Timer
+	t = time.AfterFunc(timeout, func() {
+		if b.ctx.Err() != nil {
+			return
+		}
+		if since := time.Since(time.Unix(0, b.active.Load())); since < timeout {
+			t.Reset(timeout - since)
+			return
+		}
+		cancel(errIdle)
+	})
+	return t
+}
+
+// receive reads envelopes while the stream's and the server's budgets
+// have room, starts their validation and passes them to out, until the
+// stream ends (nil) or fails. Each envelope's bytes are taken from both
+// budgets as it is read.
+func (b *broadcastStream) receive(out chan<- *broadcastJob, inFlight chan<- struct{}) error {
+	s, ctx := b.srv, b.ctx
 	for {
-		env, err := stream.Recv()
+		// Backpressure: while the budgets are spent, leave the envelopes
+		// in the client's flow-control window.
+		if err := b.own.waitRoom(ctx); err != nil {
+			return err
+		}
+		if err := s.budget.waitRoom(ctx); err != nil {
+			return err
+		}
+		env, err := b.stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return finish(nil)
+			return nil
 		}
 		if err != nil {
-			return finish(err)
+			return err
 		}
+		b.touch()
+		size := int64(proto.Size(env))
+		b.own.take(size)
+		s.budget.take(size)
 		select {
 		case inFlight <- struct{}{}:
 		case <-ctx.Done():
-			return finish(ctx.Err())
+			return ctx.Err()
 		}
-		j := &broadcastJob{env: env, validated: make(chan struct{}), answer: make(chan *ab.BroadcastResponse, 1)}
+		j := &broadcastJob{env: env, size: size, validated: make(chan struct{}), answer: make(chan *ab.BroadcastResponse, 1)}
 		select {
 		case s.validators <- struct{}{}:
 		case <-ctx.Done():
-			return finish(ctx.Err())
+			return ctx.Err()
 		}
 		go func() {
-			s.validate(j)
+			s.validate(ctx, j)
 			<-s.validators
 			close(j.validated)
 		}()
 		select {
-		case toDispatch <- j:
+		case out <- j:
 		case <-ctx.Done():
-			return finish(ctx.Err())
+			return ctx.Err()
 		}
 	}
 }
 
 // broadcastJob is one envelope on its way through a Broadcast stream.
 type broadcastJob struct {
-	env       *cb.Envelope
+	env       *cb.Envelope  // the envelope to order; nil once ordered or refused
+	size      int64         // bytes taken from the budgets
 	validated chan struct{} // closed once the fields below are set
 	channel   string
 	chain     Chain // nil when refused
@@ -193,31 +399,56 @@ func (s *Server) reject(j *broadcastJob, err error) {
 	j.answer <- &ab.BroadcastResponse{Status: st, Info: err.Error()}
 }
 
-// validate decodes and validates j's envelope against its channel's
-// configuration, answering j if it is refused.
-func (s *Server) validate(j *broadcastJob) {
+// validate decodes, classifies and validates j's envelope against its
+// channel's configuration, and throttles its creator, answering j if it
+// is refused. ctx is the stream's (its TLS client certificate).
+func (s *Server) validate(ctx context.Context, j *broadcastJob) {
+	if err := s.process(ctx, j); err != nil {
+		j.env, j.chain = nil, nil
+		s.reject(j, err)
+	}
+}
+
+func (s *Server) process(ctx context.Context, j *broadcastJob) error {
 	h, err := protoutil.EnvelopeHeaders(j.env)
 	if err != nil {
-		s.reject(j, fmt.Errorf("bad envelope: %w", err))
-		return
+		return fmt.Errorf("bad envelope: %w", err)
 	}
 	j.channel = h.ChannelHeader.GetChannelId()
+	if s.binding == BindAll {
+		if err := checkBinding(ctx, h.ChannelHeader); err != nil {
+			return err
+		}
+	}
 	ch, ok := s.channels[j.channel]
 	if !ok {
-		s.reject(j, fmt.Errorf("%w: %q", ErrChannelNotFound, j.channel))
-		return
+		return fmt.Errorf("%w: %q", ErrChannelNotFound, j.channel)
 	}
-	j.isConfig = cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG
-	if j.isConfig {
-		j.seq, err = ch.Chain.ProcessConfig(j.env)
-	} else {
+	class, err := classify(h.ChannelHeader.GetType(), ch.Chain.Config())
+	if err != nil {
+		return fmt.Errorf("channel %s: %w", j.channel, err)
+	}
+	switch class {
+	case normalMsg:
 		j.seq, err = ch.Chain.ProcessNormal(j.env)
+	case configMsg:
+		j.isConfig = true
+		j.seq, err = ch.Chain.ProcessConfig(j.env)
+	case configUpdateMsg:
+		// Ordered as the CONFIG envelope that applies the update.
+		j.isConfig = true
+		j.env, j.seq, err = ch.Chain.ProcessConfigUpdate(j.env)
 	}
 	if err != nil {
-		s.reject(j, err)
-		return
+		return err
+	}
+	if s.throttle != nil {
+		if err := s.throttle.allow(h.SignatureHeader.GetCreator()); err != nil {
+			return fmt.Errorf("channel %s: %w", j.channel, err)
+		}
 	}
 	j.chain = ch.Chain
+	return nil
 }
 
 // dispatch hands the valid envelopes of in to their chain, in order, and
@@ -232,6 +463,7 @@ func (s *Server) dispatch(ctx context.Context, in <-chan *broadcastJob, out chan
 		}
 		if j.chain != nil {
 			s.order(ctx, j)
+			j.env = nil // the chain has what it needs; the answer is all that is left
 		}
 		select {
 		case out <- j:
@@ -259,8 +491,9 @@ func (s *Server) order(ctx context.Context, j *broadcastJob) {
 }
 
 // sendInOrder sends the answers of the jobs of in, in order, each once
-// known.
-func sendInOrder(ctx context.Context, stream ab.AtomicBroadcast_BroadcastServer, in <-chan *broadcastJob, inFlight <-chan struct{}) error {
+// known, and gives each envelope's bytes back once its answer is sent.
+func (b *broadcastStream) sendInOrder(in <-chan *broadcastJob, inFlight <-chan struct{}) error {
+	ctx := b.ctx
 	for j := range in {
 		var r *ab.BroadcastResponse
 		select {
@@ -268,9 +501,12 @@ func sendInOrder(ctx context.Context, stream ab.AtomicBroadcast_BroadcastServer,
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if err := stream.Send(r); err != nil {
+		if err := b.stream.Send(r); err != nil {
 			return err
 		}
+		b.touch()
+		b.own.give(j.size)
+		b.srv.budget.give(j.size)
 		<-inFlight
 	}
 	return ctx.Err()

@@ -49,7 +49,10 @@ func (f *fakeChain) setConfig(cfg consensus.ChannelConfig) { f.config.Store(&cfg
 func (f *fakeChain) Config() consensus.ChannelConfig                { return *f.config.Load() }
 func (f *fakeChain) ProcessNormal(env *cb.Envelope) (uint64, error) { return 0, nil }
 func (f *fakeChain) ProcessConfig(env *cb.Envelope) (uint64, error) { return 0, nil }
-func (f *fakeChain) Errored() <-chan struct{}                       { return f.errored }
+func (f *fakeChain) ProcessConfigUpdate(env *cb.Envelope) (*cb.Envelope, uint64, error) {
+	return env, 0, nil
+}
+func (f *fakeChain) Errored() <-chan struct{} { return f.errored }
 
 func (f *fakeChain) OrderAsync(ctx context.Context, env *cb.Envelope, seq uint64, p consensus.Promise) {
 	select {
@@ -231,6 +234,13 @@ func TestNewServer(t *testing.T) {
 	srv, err := NewServer(map[string]Channel{"ch": ch})
 	require.NoError(t, err)
 	require.Equal(t, DefaultWindow, srv.window)
+	require.Equal(t, int64(DefaultStreamBudget), srv.streamBudget)
+	require.Equal(t, int64(DefaultBudget), srv.budget.limit)
+	require.Equal(t, DefaultMaxBroadcastStreams, cap(srv.broadcasts))
+	require.Equal(t, DefaultMaxDeliverStreams, cap(srv.delivers))
+	require.Equal(t, DefaultIdleTimeout, srv.idleTimeout)
+	require.Equal(t, BindNone, srv.binding)
+	require.Nil(t, srv.throttle)
 	require.Equal(t, slog.Default(), srv.log)
 	srv, err = NewServer(nil, WithWindow(3), WithLogger(nil))
 	require.NoError(t, err)
@@ -244,6 +254,12 @@ func TestNewServer(t *testing.T) {
 		want     string
 	}{
 		{"window 0", nil, []Option{WithWindow(0)}, "window 0: must be at least 1"},
+		{"stream budget 0", nil, []Option{WithStreamBudget(0)}, "stream budget 0: must be at least 1"},
+		{"budget below the stream's", nil, []Option{WithStreamBudget(10), WithBudget(9)}, "budget 9: must be at least the stream budget 10"},
+		{"no streams", nil, []Option{WithMaxStreams(0, 1)}, "max streams 0 and 1: must be at least 1"},
+		{"idle timeout 0", nil, []Option{WithIdleTimeout(0)}, "idle timeout 0s: must be positive"},
+		{"unknown binding", nil, []Option{WithTLSBinding(7)}, "TLS binding 7: unknown"},
+		{"negative rate", nil, []Option{WithThrottle(Throttle{OrgRate: -1})}, "rates must not be negative"},
 		{"no chain", map[string]Channel{"a": {Ledger: ledger.NewMemory()}}, nil, `channel "a": Chain and Ledger are required`},
 		{"no ledger", map[string]Channel{"b": {Chain: ch.Chain}}, nil, `channel "b": Chain and Ledger are required`},
 	} {

@@ -19,6 +19,9 @@ var ErrChannelNotFound = errors.New("atomicbroadcast: channel not found")
 // the table). The sentinels are tested with errors.Is, in this order:
 //
 //   - ErrChannelNotFound: NOT_FOUND;
+//   - ErrMessageType, ErrTLSBinding, consensus.ErrNoConfigUpdates:
+//     BAD_REQUEST;
+//   - ErrThrottled: SERVICE_UNAVAILABLE;
 //   - consensus.ErrTooLarge: REQUEST_ENTITY_TOO_LARGE;
 //   - fabricconfig.ErrBadUpdate: BAD_REQUEST, whatever else it wraps (a
 //     config update's signatures that fail its mod_policy, for instance);
@@ -34,6 +37,12 @@ func StatusOf(err error) cb.Status {
 	switch {
 	case errors.Is(err, ErrChannelNotFound):
 		return cb.Status_NOT_FOUND
+	case errors.Is(err, ErrMessageType), errors.Is(err, ErrTLSBinding), errors.Is(err, consensus.ErrNoConfigUpdates):
+		// Fabric answers a type it cannot process, and a request not bound
+		// to the client's certificate, BAD_REQUEST.
+		return cb.Status_BAD_REQUEST
+	case errors.Is(err, ErrThrottled):
+		return cb.Status_SERVICE_UNAVAILABLE
 	case errors.Is(err, consensus.ErrTooLarge):
 		return cb.Status_REQUEST_ENTITY_TOO_LARGE
 	case errors.Is(err, fabricconfig.ErrBadUpdate):

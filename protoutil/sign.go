@@ -62,6 +62,15 @@ func TxID(nonce, creator []byte) string {
 // signature header (signer's identity, a fresh 24-byte nonce), and the
 // signature of the marshalled payload.
 func NewSignedEnvelope(typ cb.HeaderType, channelID string, data []byte, signer Signer) (*cb.Envelope, error) {
+	return NewSignedEnvelopeWithTLSBinding(typ, channelID, data, signer, nil)
+}
+
+// NewSignedEnvelopeWithTLSBinding is NewSignedEnvelope with tlsCertHash in
+// the channel header's tls_cert_hash: the SHA-256 of the DER of the TLS
+// client certificate of the connection the envelope is sent on, which an
+// orderer that requires client certificates may check (Fabric's
+// CreateSignedEnvelopeWithTLSBinding).
+func NewSignedEnvelopeWithTLSBinding(typ cb.HeaderType, channelID string, data []byte, signer Signer, tlsCertHash []byte) (*cb.Envelope, error) {
 	if signer == nil {
 		return nil, fmt.Errorf("protoutil: nil signer")
 	}
@@ -76,10 +85,11 @@ func NewSignedEnvelope(typ cb.HeaderType, channelID string, data []byte, signer 
 	payload, err := Marshal(&cb.Payload{
 		Header: &cb.Header{
 			ChannelHeader: MarshalOrPanic(&cb.ChannelHeader{
-				Type:      int32(typ),
-				ChannelId: channelID,
-				Timestamp: timestamppb.Now(),
-				TxId:      TxID(shDec.Nonce, shDec.Creator),
+				Type:        int32(typ),
+				ChannelId:   channelID,
+				Timestamp:   timestamppb.Now(),
+				TxId:        TxID(shDec.Nonce, shDec.Creator),
+				TlsCertHash: tlsCertHash,
 			}),
 			SignatureHeader: sh,
 		},

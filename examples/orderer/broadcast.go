@@ -35,7 +35,7 @@ func runBroadcast(ctx context.Context, args []string, out io.Writer) error {
 	res, err := broadcast(ctx, ab.NewAtomicBroadcastClient(conn), count, func(int) (*cb.Envelope, error) {
 		data := make([]byte, size)
 		rand.Read(data)
-		return protoutil.NewSignedEnvelope(cb.HeaderType_ENDORSER_TRANSACTION, c.channel, data, signer)
+		return protoutil.NewSignedEnvelopeWithTLSBinding(cb.HeaderType_ENDORSER_TRANSACTION, c.channel, data, signer, c.certHash)
 	})
 	res.print(out)
 	return err

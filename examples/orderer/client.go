@@ -22,6 +22,8 @@ type clientFlags struct {
 	channel string
 	signer  signerFlags
 	tls     clientTLSFlags
+
+	certHash []byte // of the TLS client certificate, set by connect
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -38,17 +40,19 @@ func (c *clientFlags) check() error {
 	return nil
 }
 
-// connect loads the signing identity and connects to the orderer. The
-// caller closes the connection.
+// connect loads the signing identity and connects to the orderer, and
+// sets certHash to bind requests to the TLS client certificate. The caller
+// closes the connection.
 func (c *clientFlags) connect() (msp.SigningIdentity, *grpc.ClientConn, error) {
 	signer, err := c.signer.load()
 	if err != nil {
 		return nil, nil, err
 	}
-	creds, err := c.tls.credentials()
+	creds, hash, err := c.tls.credentials()
 	if err != nil {
-		return nil, nil, fmt.Errorf("--tls-ca: %w", err)
+		return nil, nil, err
 	}
+	c.certHash = hash
 	conn, err := dialOrderer(c.orderer, creds)
 	if err != nil {
 		return nil, nil, err
@@ -58,9 +62,9 @@ func (c *clientFlags) connect() (msp.SigningIdentity, *grpc.ClientConn, error) {
 
 // clientCredentials returns the transport credentials of a client of
 // orderers: plaintext when caFile is "", otherwise TLS trusting the CAs of
-// the PEM file caFile. An empty serverName means the host of the address
-// dialled.
-func clientCredentials(caFile, serverName string) (credentials.TransportCredentials, error) {
+// the PEM file caFile, presenting certs to servers that ask for a client
+// certificate. An empty serverName means the host of the address dialled.
+func clientCredentials(caFile, serverName string, certs ...tls.Certificate) (credentials.TransportCredentials, error) {
 	if caFile == "" {
 		return insecure.NewCredentials(), nil
 	}
@@ -72,7 +76,7 @@ func clientCredentials(caFile, serverName string) (credentials.TransportCredenti
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
 	}
-	return credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}), nil
+	return credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: serverName, Certificates: certs, MinVersion: tls.VersionTLS12}), nil
 }
 
 // dialOrderer returns a client connection that allows Fabric's message

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -60,6 +61,7 @@ func runCryptogen(ctx context.Context, args []string, out io.Writer) error {
 //	tlsca/         the TLS CA's certificate and key
 //	msp/           the organisation's MSP (cacerts, tlscacerts, admincerts, config.yaml)
 //	users/admin/msp, users/userI/msp    signing identities (signcerts, keystore)
+//	users/admin/tls, users/userI/tls    client.crt, client.key, ca.crt for gRPC mutual TLS
 //	orderers/ordererI/msp               orderer signing identities
 //	orderers/ordererI/tls               server.crt, server.key, ca.crt for gRPC TLS
 //
@@ -92,15 +94,40 @@ func cryptogen(c cryptogenConfig) error {
 	if err := ca.WriteMSPDir(filepath.Join(c.out, "msp"), nil); err != nil {
 		return err
 	}
-	if err := ca.WriteMSPDir(filepath.Join(c.out, "users", "admin", "msp"), admin); err != nil {
-		return err
-	}
-	for i := 1; i <= c.users; i++ {
-		u, err := ca.Issue(fmt.Sprintf("User%d@%s", i, c.domain), msptest.WithOU(msptest.OUClient), validity)
+	// writeClientTLS writes a TLS client certificate of the TLS CA, for
+	// an orderer that requires one.
+	writeClientTLS := func(dir, name string) error {
+		t, err := ca.IssueTLS(name, nil, validity)
 		if err != nil {
 			return err
 		}
-		if err := ca.WriteMSPDir(filepath.Join(c.out, "users", fmt.Sprintf("user%d", i), "msp"), u); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o755); err != nil {
+			return err
+		}
+		for file, data := range map[string][]byte{"client.crt": t.CertPEM, "client.key": t.KeyPEM, "ca.crt": t.CACertPEM} {
+			if err := os.WriteFile(filepath.Join(dir, "tls", file), data, 0o600); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := ca.WriteMSPDir(filepath.Join(c.out, "users", "admin", "msp"), admin); err != nil {
+		return err
+	}
+	if err := writeClientTLS(filepath.Join(c.out, "users", "admin"), "Admin@"+c.domain); err != nil {
+		return err
+	}
+	for i := 1; i <= c.users; i++ {
+		name := fmt.Sprintf("User%d@%s", i, c.domain)
+		u, err := ca.Issue(name, msptest.WithOU(msptest.OUClient), validity)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(c.out, "users", fmt.Sprintf("user%d", i))
+		if err := ca.WriteMSPDir(filepath.Join(dir, "msp"), u); err != nil {
+			return err
+		}
+		if err := writeClientTLS(dir, name); err != nil {
 			return err
 		}
 	}

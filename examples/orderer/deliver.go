@@ -48,7 +48,7 @@ func runDeliver(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	env, err := atomicbroadcast.NewSeekEnvelope(signer, c.channel, info)
+	env, err := atomicbroadcast.NewSeekEnvelopeWithTLSBinding(signer, c.channel, info, c.certHash)
 	if err != nil {
 		return err
 	}

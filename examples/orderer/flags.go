@@ -3,12 +3,17 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -129,30 +134,136 @@ func (f *signerFlags) load() (msp.SigningIdentity, error) {
 	return si, nil
 }
 
-// serverTLSFlags are the certificate and key of a TLS server (start).
+// serverTLSFlags are the certificate and key of a TLS server (start), and
+// its optional client authentication.
 type serverTLSFlags struct {
-	cert, key string
+	cert, key  string
+	clientAuth bool
+	clientCAs  stringList
+	binding    string
 }
 
 func (f *serverTLSFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cert, "tls-cert", "", "PEM certificate `file` of the gRPC server (enables TLS, with --tls-key)")
 	fs.StringVar(&f.key, "tls-key", "", "PEM key `file` of the gRPC server")
+	fs.BoolVar(&f.clientAuth, "tls-client-auth", false, "require a TLS client certificate issued by a TLS CA of the channels' organisations (their MSPs' tlscacerts, as the configuration in force says) or of --tls-client-ca (needs --tls-cert)")
+	fs.Var(&f.clientCAs, "tls-client-ca", "PEM `file` of more CAs whose TLS client certificates are accepted (repeatable; needs --tls-client-auth)")
+	fs.StringVar(&f.binding, "tls-binding", "all", "with --tls-client-auth, the requests whose channel header's tls_cert_hash must be the SHA-256 of the client certificate: all (Broadcast and Deliver), deliver (as Fabric's orderer) or none")
 }
 
-// credentials returns the server's transport credentials, or nil for
-// plaintext.
-func (f *serverTLSFlags) credentials() (credentials.TransportCredentials, error) {
+// config returns the server's TLS configuration, nil for plaintext, and
+// the extra client CAs.
+func (f *serverTLSFlags) config() (*tls.Config, []*x509.Certificate, error) {
 	if (f.cert == "") != (f.key == "") {
-		return nil, errors.New("--tls-cert and --tls-key go together")
+		return nil, nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.clientAuth && f.cert == "" {
+		return nil, nil, errors.New("--tls-client-auth needs --tls-cert")
+	}
+	if len(f.clientCAs) > 0 && !f.clientAuth {
+		return nil, nil, errors.New("--tls-client-ca needs --tls-client-auth")
+	}
+	if _, err := f.parseBinding(); err != nil {
+		return nil, nil, fmt.Errorf("--tls-binding: %w", err)
 	}
 	if f.cert == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
 	if err != nil {
-		return nil, fmt.Errorf("TLS: %w", err)
+		return nil, nil, fmt.Errorf("TLS: %w", err)
 	}
-	return credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+	var cas []*x509.Certificate
+	for _, file := range f.clientCAs {
+		certs, err := readCerts(file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		cas = append(cas, certs...)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, cas, nil
+}
+
+// tlsBinding returns the binding the server checks: none without client
+// authentication.
+func (f *serverTLSFlags) tlsBinding() atomicbroadcast.TLSBinding {
+	if !f.clientAuth {
+		return atomicbroadcast.BindNone
+	}
+	b, _ := f.parseBinding() // checked by config
+	return b
+}
+
+// parseBinding parses --tls-binding; "" means all.
+func (f *serverTLSFlags) parseBinding() (atomicbroadcast.TLSBinding, error) {
+	if f.binding == "" {
+		return atomicbroadcast.BindAll, nil
+	}
+	return atomicbroadcast.ParseTLSBinding(f.binding)
+}
+
+// readCerts returns the certificates of a PEM file.
+func readCerts(file string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	return certs, nil
+}
+
+// byteSize is a flag of a number of bytes, with an optional unit: 64MiB,
+// 512KiB, 1GiB, 10MB, or plain bytes.
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+
+func (b *byteSize) String() string {
+	v := int64(*b)
+	for _, u := range byteUnits[:3] {
+		if v != 0 && v%u.n == 0 {
+			return strconv.FormatInt(v/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return fmt.Errorf("want a number of bytes, as 64MiB, 512KiB or 1048576")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }
 
 // clientTLSFlags say how a client reaches orderers: plaintext, or TLS
@@ -161,6 +272,7 @@ func (f *serverTLSFlags) credentials() (credentials.TransportCredentials, error)
 type clientTLSFlags struct {
 	caFile     string
 	serverName string
+	cert, key  string // the client's certificate, for mutual TLS (broadcast, deliver)
 }
 
 // register defines --<prefix>tls-ca, and --<prefix>tls-server-name when
@@ -170,13 +282,34 @@ func (f *clientTLSFlags) register(fs *flag.FlagSet, prefix, whose, addrFlag stri
 	fs.StringVar(&f.caFile, prefix+"tls-ca", "", "PEM `file` of the CAs that sign "+whose+" TLS certificates (enables TLS)")
 	if addrFlag != "" {
 		fs.StringVar(&f.serverName, prefix+"tls-server-name", "", "host name expected in "+whose+" TLS certificate (default: from "+addrFlag+")")
+		fs.StringVar(&f.cert, prefix+"tls-cert", "", "PEM client certificate `file`, for an orderer that requires one (--tls-client-auth); requests are bound to it")
+		fs.StringVar(&f.key, prefix+"tls-key", "", "PEM client key `file`")
 	}
 }
 
-// credentials returns the client's transport credentials; an error is
-// about the CA file.
-func (f *clientTLSFlags) credentials() (credentials.TransportCredentials, error) {
-	return clientCredentials(f.caFile, f.serverName)
+// credentials returns the client's transport credentials, and the
+// CertHash of its client certificate (nil without one).
+func (f *clientTLSFlags) credentials() (credentials.TransportCredentials, []byte, error) {
+	if (f.cert == "") != (f.key == "") {
+		return nil, nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.cert != "" && f.caFile == "" {
+		return nil, nil, errors.New("--tls-cert needs --tls-ca")
+	}
+	var certs []tls.Certificate
+	var hash []byte
+	if f.cert != "" {
+		cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS client certificate: %w", err)
+		}
+		certs, hash = append(certs, cert), atomicbroadcast.CertHash(cert.Certificate[0])
+	}
+	creds, err := clientCredentials(f.caFile, f.serverName, certs...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	return creds, hash, nil
 }
 
 // kafkaFlags say how a node reaches Kafka: TLS and SASL (start).
@@ -261,4 +394,70 @@ func (f *kafkaFlags) mechanism() (sasl.Mechanism, error) {
 	default:
 		return nil, fmt.Errorf("--kafka-sasl-mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", f.saslMechanism)
 	}
+}
+
+// limitFlags bound what clients can make a node hold (start); zero means
+// the atomicbroadcast package's default.
+type limitFlags struct {
+	maxConnections int
+	streamsPerConn int
+	maxBroadcast   int
+	maxDeliver     int
+	streamBudget   byteSize
+	budget         byteSize
+	maxRecvMsgSize byteSize
+	idleTimeout    time.Duration
+	throttle       atomicbroadcast.Throttle
+}
+
+func (f *limitFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.maxConnections, "max-connections", atomicbroadcast.DefaultMaxConnections, "gRPC connections open at once; more wait to be accepted")
+	fs.IntVar(&f.streamsPerConn, "max-streams-per-connection", atomicbroadcast.DefaultMaxConcurrentStreams, "streams one connection may open at once; more wait on the client")
+	fs.IntVar(&f.maxBroadcast, "max-broadcast-streams", atomicbroadcast.DefaultMaxBroadcastStreams, "Broadcast streams served at once; more are refused (RESOURCE_EXHAUSTED)")
+	fs.IntVar(&f.maxDeliver, "max-deliver-streams", atomicbroadcast.DefaultMaxDeliverStreams, "Deliver streams served at once; more are refused (RESOURCE_EXHAUSTED)")
+	f.streamBudget, f.budget = atomicbroadcast.DefaultStreamBudget, atomicbroadcast.DefaultBudget
+	fs.Var(&f.streamBudget, "broadcast-stream-budget", "`bytes` of envelopes one Broadcast stream may hold between reading and answering (64MiB, 512KiB...); a stream that holds that much is not read")
+	fs.Var(&f.budget, "broadcast-budget", "`bytes` of envelopes all Broadcast streams together may hold between reading and answering; while they do, no stream is read")
+	fs.Var(&f.maxRecvMsgSize, "max-recv-message-size", "largest gRPC message received, in `bytes` (default: the largest AbsoluteMaxBytes of the channels plus 1KiB)")
+	fs.DurationVar(&f.idleTimeout, "broadcast-idle-timeout", atomicbroadcast.DefaultIdleTimeout, "a Broadcast stream that receives no envelope and sends no answer for that long is closed")
+	fs.Float64Var(&f.throttle.ClientRate, "throttle-client-rate", 0, "envelopes per second one client identity may have ordered; more are answered SERVICE_UNAVAILABLE (0: no limit)")
+	fs.Float64Var(&f.throttle.OrgRate, "throttle-org-rate", 0, "envelopes per second the clients of one organisation (MSP ID) may have ordered together (0: no limit)")
+}
+
+// check rejects negative limits.
+func (f *limitFlags) check() error {
+	switch {
+	case f.maxConnections < 0, f.streamsPerConn < 0, f.maxBroadcast < 0, f.maxDeliver < 0:
+		return errors.New("--max-connections, --max-streams-per-connection, --max-broadcast-streams and --max-deliver-streams must not be negative")
+	case f.streamBudget < 0, f.budget < 0, f.maxRecvMsgSize < 0, f.idleTimeout < 0:
+		return errors.New("budgets, sizes and timeouts must not be negative")
+	case f.throttle.ClientRate < 0, f.throttle.OrgRate < 0:
+		return errors.New("--throttle-client-rate and --throttle-org-rate must not be negative")
+	}
+	return nil
+}
+
+// serverOpts returns the Server's options of the flags set.
+func (f *limitFlags) serverOpts() []atomicbroadcast.Option {
+	var opts []atomicbroadcast.Option
+	if f.streamBudget != 0 {
+		opts = append(opts, atomicbroadcast.WithStreamBudget(int64(f.streamBudget)))
+	}
+	if f.budget != 0 {
+		opts = append(opts, atomicbroadcast.WithBudget(int64(f.budget)))
+	}
+	if f.maxBroadcast != 0 || f.maxDeliver != 0 {
+		b, d := f.maxBroadcast, f.maxDeliver
+		if b == 0 {
+			b = atomicbroadcast.DefaultMaxBroadcastStreams
+		}
+		if d == 0 {
+			d = atomicbroadcast.DefaultMaxDeliverStreams
+		}
+		opts = append(opts, atomicbroadcast.WithMaxStreams(b, d))
+	}
+	if f.idleTimeout != 0 {
+		opts = append(opts, atomicbroadcast.WithIdleTimeout(f.idleTimeout))
+	}
+	return append(opts, atomicbroadcast.WithThrottle(f.throttle))
 }

@@ -47,6 +47,12 @@ func TestSharedFlags(t *testing.T) {
 		{[]string{"--kafka-sasl-password", "secret"}, "start: --kafka-sasl-password needs --kafka-sasl-user"},
 		{[]string{"--kafka-sasl-user", "osn", "--kafka-sasl-mechanism", "GSSAPI"}, `start: --kafka-sasl-mechanism "GSSAPI": want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512`},
 		{[]string{"--peer-tls-ca", missing}, "start: --peer-tls-ca needs --peers"},
+		{[]string{"--tls-client-auth"}, "start: --tls-client-auth needs --tls-cert"},
+		{[]string{"--tls-client-ca", missing}, "start: --tls-client-ca needs --tls-client-auth"},
+		{[]string{"--tls-binding", "some"}, `start: --tls-binding: TLS binding "some": want none, deliver or all`},
+		{[]string{"--max-connections", "-1"}, "start: --max-connections, --max-streams-per-connection, --max-broadcast-streams and --max-deliver-streams must not be negative"},
+		{[]string{"--broadcast-idle-timeout", "-1s"}, "start: budgets, sizes and timeouts must not be negative"},
+		{[]string{"--throttle-org-rate", "-2"}, "start: --throttle-client-rate and --throttle-org-rate must not be negative"},
 	} {
 		require.ErrorContains(t, start(tc.args...), tc.want, "%q", tc.args)
 	}
@@ -57,9 +63,12 @@ func TestSharedFlags(t *testing.T) {
 		want     []string
 	}{
 		{func(fs *flag.FlagSet) { new(signerFlags).register(fs, "x") }, []string{"signer", "signer-mspid"}},
-		{func(fs *flag.FlagSet) { new(serverTLSFlags).register(fs) }, []string{"tls-cert", "tls-key"}},
-		{func(fs *flag.FlagSet) { new(clientTLSFlags).register(fs, "", "x", "--orderer") }, []string{"tls-ca", "tls-server-name"}},
+		{func(fs *flag.FlagSet) { new(serverTLSFlags).register(fs) }, []string{"tls-cert", "tls-key", "tls-client-auth", "tls-client-ca", "tls-binding"}},
+		{func(fs *flag.FlagSet) { new(clientTLSFlags).register(fs, "", "x", "--orderer") }, []string{"tls-ca", "tls-server-name", "tls-cert", "tls-key"}},
 		{func(fs *flag.FlagSet) { new(clientTLSFlags).register(fs, "peer-", "x", "") }, []string{"peer-tls-ca"}},
+		{func(fs *flag.FlagSet) { new(limitFlags).register(fs) }, []string{"max-connections", "max-streams-per-connection", "max-broadcast-streams",
+			"max-deliver-streams", "broadcast-stream-budget", "broadcast-budget", "max-recv-message-size", "broadcast-idle-timeout",
+			"throttle-client-rate", "throttle-org-rate"}},
 		{func(fs *flag.FlagSet) { new(kafkaFlags).register(fs) }, []string{"kafka-tls", "kafka-tls-ca", "kafka-tls-cert", "kafka-tls-key", "kafka-sasl-user", "kafka-sasl-password", "kafka-sasl-mechanism"}},
 	} {
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -67,5 +76,20 @@ func TestSharedFlags(t *testing.T) {
 		var got []string
 		fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 		require.ElementsMatch(t, tc.want, got)
+	}
+}
+
+func TestByteSizeFlag(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "64MiB": 64 << 20, "512 KiB": 512 << 10, "1GiB": 1 << 30, "10MB": 10e6, "3KB": 3000, "7B": 7} {
+		var b byteSize
+		require.NoError(t, b.Set(in), in)
+		require.Equal(t, want, int64(b), in)
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "9223372036854775807KiB", "ten"} {
+		var b byteSize
+		require.ErrorContains(t, b.Set(in), "want a number of bytes", in)
+	}
+	for b, want := range map[byteSize]string{0: "0", 64 << 20: "64MiB", 512 << 10: "512KiB", 3 << 30: "3GiB", 1000: "1000"} {
+		require.Equal(t, want, b.String())
 	}
 }

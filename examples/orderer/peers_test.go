@@ -226,7 +226,7 @@ func testPeersCatchUp(t *testing.T, useTLS, firstDown bool) {
 			dir := filepath.Join(nw.dir, "crypto", "orderer", "orderers", fmt.Sprintf("orderer%d", i), "tls")
 			c.tls = serverTLSFlags{cert: filepath.Join(dir, "server.crt"), key: filepath.Join(dir, "server.key")}
 			c.peerTLS.caFile = filepath.Join(dir, "ca.crt")
-			creds, err := c.peerTLS.credentials()
+			creds, _, err := c.peerTLS.credentials()
 			require.NoError(t, err)
 			nw.creds = creds
 		}

@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
@@ -127,4 +130,105 @@ func TestStartKafkaTLSSASL(t *testing.T) {
 		want[i] = fmt.Sprintf("secure tx %d", i)
 	}
 	require.Equal(t, want, got)
+}
+
+// TestStartMutualTLS runs a node with --tls-client-auth: the clients of
+// its channel's organisations connect with the TLS client certificates
+// cryptogen wrote, and are served when their requests are bound to them
+// (the broadcast and deliver commands bind theirs); a client of another
+// organisation's CA, or without a certificate, is refused at the
+// handshake; another orderer pulls blocks with its own TLS certificate
+// (--peers). The receive limit follows the channel's AbsoluteMaxBytes.
+func TestStartMutualTLS(t *testing.T) {
+	var ordererTLS string
+	nw := newNetwork(t, 1, func(nw *network, i int, c *nodeConfig) {
+		ordererTLS = filepath.Join(nw.dir, "crypto", "orderer", "orderers", "orderer0", "tls")
+		c.tls = serverTLSFlags{cert: filepath.Join(ordererTLS, "server.crt"), key: filepath.Join(ordererTLS, "server.key"), clientAuth: true}
+	})
+	ctx := context.Background()
+	caFile := filepath.Join(ordererTLS, "ca.crt")
+	userDir := filepath.Join(nw.dir, "crypto", "org1", "users", "user1")
+	user := nw.signer("org1/users/user1/msp", "Org1MSP")
+	connect := func(certDir string) (ab.AtomicBroadcastClient, []byte) {
+		f := clientTLSFlags{caFile: caFile}
+		if certDir != "" {
+			f.cert, f.key = filepath.Join(certDir, "tls", "client.crt"), filepath.Join(certDir, "tls", "client.key")
+		}
+		creds, hash, err := f.credentials()
+		require.NoError(t, err)
+		conn, err := dialOrderer(nw.nodes[0].Addr(), creds)
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		return ab.NewAtomicBroadcastClient(conn), hash
+	}
+	c, hash := connect(userDir)
+	bound := func(h []byte, data []byte) *cb.Envelope {
+		env, err := protoutil.NewSignedEnvelopeWithTLSBinding(cb.HeaderType_ENDORSER_TRANSACTION, testChannel, data, user, h)
+		require.NoError(t, err)
+		return env
+	}
+	r := broadcastOne(t, c, bound(hash, []byte("bound")))
+	require.Equal(t, cb.Status_SUCCESS, r.GetStatus(), r.GetInfo())
+	r = broadcastOne(t, c, bound(nil, []byte("not bound")))
+	require.Equal(t, cb.Status_BAD_REQUEST, r.GetStatus(), r.GetInfo())
+	require.Contains(t, r.GetInfo(), "not bound to the client's TLS certificate")
+	_, st := deliverBlocks(t, c, seek(t, user, testChannel, seekOldest(), seekOldest(), ab.SeekInfo_BLOCK_UNTIL_READY))
+	require.Equal(t, cb.Status_BAD_REQUEST, st, "an unbound seek request")
+
+	// The largest message is the channel's AbsoluteMaxBytes (64 KiB) and
+	// 1 KiB: gRPC refuses more before the server reads it.
+	stream, err := c.Broadcast(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(bound(hash, make([]byte, 66<<10))))
+	_, err = stream.Recv()
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+
+	// The commands, with the client certificate.
+	var out bytes.Buffer
+	clientArgs := func(cmd string, extra ...string) []string {
+		return append([]string{cmd, "--orderer", nw.nodes[0].Addr(), "--channel", testChannel,
+			"--signer", filepath.Join(userDir, "msp"), "--signer-mspid", "Org1MSP", "--tls-ca", caFile,
+			"--tls-cert", filepath.Join(userDir, "tls", "client.crt"), "--tls-key", filepath.Join(userDir, "tls", "client.key")}, extra...)
+	}
+	require.NoError(t, dispatch(ctx, clientArgs("broadcast", "-n", "5"), &out, &out), out.String())
+	require.Regexp(t, `SUCCESS\s+5\n`, out.String())
+	out.Reset()
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, dispatch(dctx, clientArgs("deliver", "--start", "oldest", "--stop", "newest"), &out, &out), out.String())
+	require.Contains(t, out.String(), "block 0: 1 transactions")
+	require.Contains(t, out.String(), "status SUCCESS")
+	require.Eventually(t, func() bool {
+		env, err := atomicbroadcast.NewSeekEnvelopeWithTLSBinding(user, testChannel, &ab.SeekInfo{Start: seekOldest(), Stop: seekNewest()}, hash)
+		require.NoError(t, err)
+		blocks, st := deliverBlocks(t, c, env)
+		require.Equal(t, cb.Status_SUCCESS, st)
+		txs := 0
+		for _, b := range blocks[1:] {
+			txs += len(b.GetData().GetData())
+		}
+		return txs == 6
+	}, 10*time.Second, 50*time.Millisecond, "the bound envelope and the command's 5")
+
+	// Another organisation's CA, and no certificate, do not get through.
+	require.NoError(t, dispatch(ctx, []string{"cryptogen", "--out", filepath.Join(nw.dir, "crypto", "org9"), "--mspid", "Org9MSP", "--domain", "org9.example.com", "--orderers", "0"}, &out, &out))
+	for name, dir := range map[string]string{"another CA": filepath.Join(nw.dir, "crypto", "org9", "users", "user1"), "no certificate": ""} {
+		c, _ := connect(dir)
+		stream, err := c.Broadcast(ctx)
+		if err == nil {
+			if err = stream.Send(bound(hash, nil)); err == nil {
+				_, err = stream.Recv()
+			}
+		}
+		require.Equal(t, codes.Unavailable, status.Code(err), "%s: %v", name, err)
+	}
+
+	// Another orderer pulls blocks with its TLS certificate, its seek
+	// requests bound to it.
+	peerCfg := nodeConfig{peers: []string{nw.nodes[0].Addr()}, tls: nw.cfgs[0].tls, peerTLS: clientTLSFlags{caFile: caFile}}
+	srcs, err := peerSources(peerCfg, nw.signer("orderer/orderers/orderer0/msp", "OrdererMSP"))
+	require.NoError(t, err)
+	var pulled int
+	require.NoError(t, srcs[0].Blocks(ctx, testChannel, 0, func(*cb.Block) error { pulled++; return nil }))
+	require.Positive(t, pulled)
 }

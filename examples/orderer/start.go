@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
@@ -37,8 +39,8 @@ import (
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 )
 
-// nodeConfig is what the start subcommand runs. A zero window or peer
-// timeout means the atomicbroadcast package's default.
+// nodeConfig is what the start subcommand runs. A zero window, peer
+// timeout, limit or budget means the atomicbroadcast package's default.
 type nodeConfig struct {
 	listen          string
 	brokers         []string
@@ -57,6 +59,7 @@ type nodeConfig struct {
 	peers           []string
 	peerTLS         clientTLSFlags
 	peerTimeout     time.Duration
+	limits          limitFlags
 
 	// Set by tests and embedding programs, not by flags.
 	logger  *slog.Logger
@@ -83,7 +86,8 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "HTTP `address` of /metrics (Prometheus) and /healthz (default: off)")
 	fs.IntVar(&c.replication, "replication-factor", 3, "replication factor of the channel topics the node creates")
 	fs.IntVar(&c.minInsync, "min-insync-replicas", 2, "min.insync.replicas of the channel topics the node creates")
-	fs.IntVar(&c.window, "window", atomicbroadcast.DefaultWindow, "envelopes of one Broadcast stream that may await Kafka at once")
+	fs.IntVar(&c.window, "window", atomicbroadcast.DefaultWindow, "envelopes of one Broadcast stream that may be read and not yet answered at once")
+	c.limits.register(fs)
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for open streams")
 	fs.IntVar(&c.syncEvery, "sync-every", 1, "fsync the ledger every N blocks (0: leave it to the operating system)")
 	fs.Var(&peers, "peers", "AtomicBroadcast `addresses` of the other orderers, host:port (comma separated or repeated): the node pulls from them the blocks whose records Kafka no longer holds (needs --signer)")
@@ -156,8 +160,11 @@ func startNode(c nodeConfig) (_ *node, err error) {
 	if err := c.signer.check(false); err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	serverCreds, err := c.tls.credentials()
+	serverTLS, clientCAs, err := c.tls.config()
 	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if err := c.limits.check(); err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	if c.logger == nil {
@@ -194,23 +201,41 @@ func startNode(c nodeConfig) (_ *node, err error) {
 		}
 	}
 
-	sopts := []atomicbroadcast.Option{atomicbroadcast.WithLogger(n.log.With("component", "server"))}
+	sopts := append(c.limits.serverOpts(), atomicbroadcast.WithLogger(n.log.With("component", "server")),
+		atomicbroadcast.WithTLSBinding(c.tls.tlsBinding()))
 	if c.window != 0 {
 		sopts = append(sopts, atomicbroadcast.WithWindow(c.window))
 	}
 	srv, err := atomicbroadcast.NewServer(channels, sopts...)
 	if err != nil {
-		return nil, fmt.Errorf("start: --window: %w", err)
+		return nil, fmt.Errorf("start: %w", err)
 	}
-	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(atomicbroadcast.MaxMessageBytes), grpc.MaxSendMsgSize(atomicbroadcast.MaxMessageBytes)}
-	if serverCreds != nil {
-		gopts = append(gopts, grpc.Creds(serverCreds))
+	maxRecv := int(c.limits.maxRecvMsgSize)
+	if maxRecv == 0 {
+		maxRecv = atomicbroadcast.MaxRecvMsgSize(channels)
+	}
+	gopts, err := atomicbroadcast.ServerOptions(atomicbroadcast.GRPCLimits{MaxRecvMsgSize: maxRecv, MaxConcurrentStreams: uint32(c.limits.streamsPerConn)})
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if serverTLS != nil {
+		if c.tls.clientAuth {
+			serverTLS = atomicbroadcast.MutualTLS(serverTLS, channels, clientCAs...)
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
 	n.grpc = grpc.NewServer(gopts...)
 	ab.RegisterAtomicBroadcastServer(n.grpc, srv)
-	if n.grpcLn, err = net.Listen("tcp", c.listen); err != nil {
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
+	maxConns := c.limits.maxConnections
+	if maxConns == 0 {
+		maxConns = atomicbroadcast.DefaultMaxConnections
+	}
+	n.grpcLn = atomicbroadcast.LimitListener(ln, maxConns)
+	n.log.Info("serving with limits", "max_recv_message_bytes", maxRecv, "max_connections", maxConns, "tls_client_auth", c.tls.clientAuth, "tls_binding", c.tls.tlsBinding())
 	if c.metricsListen != "" {
 		if n.httpLn, err = net.Listen("tcp", c.metricsListen); err != nil {
 			return nil, fmt.Errorf("start: metrics: %w", err)
@@ -292,11 +317,22 @@ func peerSources(c nodeConfig, signer msp.SigningIdentity) ([]consensus.BlockSou
 	if signer == nil {
 		return nil, errors.New("start: --peers needs --signer: the other orderers serve blocks to their channels' readers only")
 	}
-	creds, err := c.peerTLS.credentials()
+	var opts []atomicbroadcast.PeerSourceOption
+	var clientCert []tls.Certificate
+	if c.peerTLS.caFile != "" && c.tls.cert != "" {
+		// The node shows peers that require client certificates its own
+		// TLS certificate, and binds its seek requests to it.
+		cert, err := tls.LoadX509KeyPair(c.tls.cert, c.tls.key)
+		if err != nil {
+			return nil, fmt.Errorf("start: TLS: %w", err)
+		}
+		clientCert = append(clientCert, cert)
+		opts = append(opts, atomicbroadcast.WithTLSCertHash(atomicbroadcast.CertHash(cert.Certificate[0])))
+	}
+	creds, err := clientCredentials(c.peerTLS.caFile, c.peerTLS.serverName, clientCert...)
 	if err != nil {
 		return nil, fmt.Errorf("start: --peer-tls-ca: %w", err)
 	}
-	var opts []atomicbroadcast.PeerSourceOption
 	if c.peerTimeout != 0 {
 		opts = append(opts, atomicbroadcast.WithPeerTimeout(c.peerTimeout))
 	}

@@ -17,10 +17,7 @@ const maxFunctionLines = 80
 // longFunctionsAllowed lists, as "path name" (see funcName), the functions
 // over maxFunctionLines that TestFunctionLength tolerates for now: these
 // are to be split into helpers, and their entries removed then.
-var longFunctionsAllowed = map[string]bool{
-	"atomicbroadcast/deliver.go (*Server).deliverOne": true,
-	"examples/orderer/start.go startNode":             true,
-}
+var longFunctionsAllowed = map[string]bool{}
 
 // TestFunctionLength checks that no function of the module's non-test,
 // non-generated Go files is longer than maxFunctionLines, but those of

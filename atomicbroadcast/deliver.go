@@ -87,85 +87,122 @@ var errChainErrored = errors.New("chain cannot consume from kafka or has halted"
 // returns the final status. A non-nil error means the stream broke (or
 // ended) and no status can be sent.
 func (s *Server) deliverOne(ctx context.Context, env *cb.Envelope, send func(*cb.Block) error) (cb.Status, error) {
-	fail := func(st cb.Status, channel string, err error) (cb.Status, error) {
-		s.log.Warn("rejecting deliver", "channel", channel, "status", st, "err", err)
-		return st, nil
+	req, st, err := s.checkSeek(ctx, env)
+	if err != nil {
+		return s.refuse(st, req.channel, err)
 	}
+	iterCtx, stop, err := strictContext(ctx, req)
+	if err != nil {
+		return s.refuse(cb.Status_SERVICE_UNAVAILABLE, req.channel, err)
+	}
+	defer stop()
+	cfg := req.ch.Chain.Config()
+	if err := authorizeDeliver(cfg, env); err != nil {
+		return s.refuse(StatusOf(err), req.channel, err)
+	}
+	return s.serveBlocks(ctx, iterCtx, req, cfg, send)
+}
+
+// refuse logs a refused seek request and returns its status.
+func (s *Server) refuse(st cb.Status, channel string, err error) (cb.Status, error) {
+	s.log.Warn("rejecting deliver", "channel", channel, "status", st, "err", err)
+	return st, nil
+}
+
+// seekRequest is a seek request whose headers, binding, channel and
+// SeekInfo were read.
+type seekRequest struct {
+	env     *cb.Envelope
+	channel string
+	ch      Channel
+	info    *ab.SeekInfo
+}
+
+// checkSeek reads env's headers, checks its TLS binding, finds its channel
+// and decodes its SeekInfo; on error it returns the status to answer.
+func (s *Server) checkSeek(ctx context.Context, env *cb.Envelope) (seekRequest, cb.Status, error) {
+	req := seekRequest{env: env}
 	h, err := protoutil.EnvelopeHeaders(env)
 	if err != nil {
-		return fail(cb.Status_BAD_REQUEST, "", err)
+		return req, cb.Status_BAD_REQUEST, err
 	}
-	channel := h.ChannelHeader.GetChannelId()
+	req.channel = h.ChannelHeader.GetChannelId()
 	if s.binding != BindNone {
 		// Fabric checks the binding with the header, before the channel.
 		if err := checkBinding(ctx, h.ChannelHeader); err != nil {
-			return fail(StatusOf(err), channel, err)
+			return req, StatusOf(err), err
 		}
 	}
-	ch, ok := s.channels[channel]
+	ch, ok := s.channels[req.channel]
 	if !ok {
-		err := fmt.Errorf("%w: %q", ErrChannelNotFound, channel)
-		return fail(StatusOf(err), channel, err)
+		err := fmt.Errorf("%w: %q", ErrChannelNotFound, req.channel)
+		return req, StatusOf(err), err
 	}
-	info := new(ab.SeekInfo)
-	if err := proto.Unmarshal(h.Payload.GetData(), info); err != nil {
-		return fail(cb.Status_BAD_REQUEST, channel, fmt.Errorf("decoding SeekInfo: %w", err))
+	req.ch, req.info = ch, new(ab.SeekInfo)
+	if err := proto.Unmarshal(h.Payload.GetData(), req.info); err != nil {
+		return req, cb.Status_BAD_REQUEST, fmt.Errorf("decoding SeekInfo: %w", err)
 	}
-	// STRICT (the default) refuses to serve while the chain is errored or
-	// halted, and stops serving when it becomes so; BEST_EFFORT serves the
-	// blocks written whatever the chain's state, as Fabric does.
-	iterCtx := ctx
-	if info.GetErrorResponse() != ab.SeekInfo_BEST_EFFORT {
-		errored := ch.Chain.Errored()
+	return req, cb.Status_SUCCESS, nil
+}
+
+// strictContext returns the context the blocks of req are read with: for
+// STRICT (the default), which refuses to serve while the chain is errored
+// or halted, one that ends when the chain becomes so; for BEST_EFFORT,
+// which serves the blocks written whatever the chain's state, as Fabric
+// does, ctx itself. An errored chain's STRICT request is refused.
+func strictContext(ctx context.Context, req seekRequest) (context.Context, func(), error) {
+	if req.info.GetErrorResponse() == ab.SeekInfo_BEST_EFFORT {
+		return ctx, func() {}, nil
+	}
+	errored := req.ch.Chain.Errored()
+	select {
+	case <-errored:
+		return nil, nil, errChainErrored
+	default:
+	}
+	iterCtx, cancel := context.WithCancelCause(ctx)
+	go func() {
 		select {
 		case <-errored:
-			return fail(cb.Status_SERVICE_UNAVAILABLE, channel, errChainErrored)
-		default:
+			cancel(errChainErrored)
+		case <-iterCtx.Done():
 		}
-		var cancel context.CancelCauseFunc
-		iterCtx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		go func() {
-			select {
-			case <-errored:
-				cancel(errChainErrored)
-			case <-iterCtx.Done():
-			}
-		}()
-	}
-	cfg := ch.Chain.Config()
-	if err := authorizeDeliver(cfg, env); err != nil {
-		return fail(StatusOf(err), channel, err)
-	}
-	start, stop, err := seekRange(info, ch.Ledger.Height())
+	}()
+	return iterCtx, func() { cancel(nil) }, nil
+}
+
+// serveBlocks sends the blocks req asks for, read with iterCtx, checking
+// the reader's access again at every configuration change, as Fabric
+// does; it returns the final status, or an error when the stream broke.
+func (s *Server) serveBlocks(ctx, iterCtx context.Context, req seekRequest, cfg consensus.ChannelConfig, send func(*cb.Block) error) (cb.Status, error) {
+	l, channel := req.ch.Ledger, req.channel
+	start, stop, err := seekRange(req.info, l.Height())
 	if err != nil {
-		return fail(cb.Status_BAD_REQUEST, channel, err)
+		return s.refuse(cb.Status_BAD_REQUEST, channel, err)
 	}
-	failIfNotReady := info.GetBehavior() == ab.SeekInfo_FAIL_IF_NOT_READY
-	it := ch.Ledger.Iterator(start)
+	failIfNotReady := req.info.GetBehavior() == ab.SeekInfo_FAIL_IF_NOT_READY
+	it := l.Iterator(start)
 	defer it.Close()
 	seq := cfg.Sequence()
 	for n := start; ; n++ {
-		if failIfNotReady && n >= ch.Ledger.Height() {
-			return fail(cb.Status_NOT_FOUND, channel, fmt.Errorf("block %d not found: height is %d", n, ch.Ledger.Height()))
+		if failIfNotReady && n >= l.Height() {
+			return s.refuse(cb.Status_NOT_FOUND, channel, fmt.Errorf("block %d not found: height is %d", n, l.Height()))
 		}
 		b, err := it.Next(iterCtx)
 		switch {
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
 		case iterCtx.Err() != nil:
-			return fail(cb.Status_SERVICE_UNAVAILABLE, channel, context.Cause(iterCtx))
+			return s.refuse(cb.Status_SERVICE_UNAVAILABLE, channel, context.Cause(iterCtx))
 		case errors.Is(err, ledger.ErrClosed):
-			return fail(cb.Status_SERVICE_UNAVAILABLE, channel, err)
+			return s.refuse(cb.Status_SERVICE_UNAVAILABLE, channel, err)
 		case err != nil:
-			return fail(cb.Status_INTERNAL_SERVER_ERROR, channel, err)
+			return s.refuse(cb.Status_INTERNAL_SERVER_ERROR, channel, err)
 		}
-		// A configuration change may revoke the reader's access: check
-		// again, as Fabric does.
-		if cfg = ch.Chain.Config(); cfg.Sequence() != seq {
+		if cfg = req.ch.Chain.Config(); cfg.Sequence() != seq {
 			seq = cfg.Sequence()
-			if err := authorizeDeliver(cfg, env); err != nil {
-				return fail(StatusOf(err), channel, err)
+			if err := authorizeDeliver(cfg, req.env); err != nil {
+				return s.refuse(StatusOf(err), channel, err)
 			}
 		}
 		if err := send(b); err != nil {

@@ -94,6 +94,44 @@ func main() {
 	}
 }
 
+// harnessConfig is the chainbench configuration the flags give.
+func harnessConfig() chainbench.Config {
+	return chainbench.Config{
+		Nodes:             *nodes,
+		Brokers:           *brokers,
+		Ledger:            chainbench.LedgerKind(*ledgerK),
+		Unsigned:          *unsigned,
+		ValidateAll:       *validate,
+		Payload:           chainbench.Payload(*payload),
+		Linger:            *linger,
+		EnvSize:           *size,
+		MaxMessageCount:   uint32(*maxCount),
+		PreferredMaxBytes: uint32(*prefer),
+		BatchTimeout:      *timeout,
+	}
+}
+
+// measurePatterns measures each pattern side by side and returns the
+// records, printed as JSON lines as they come with -json.
+func measurePatterns(ctx context.Context, out io.Writer, h *chainbench.Harness, s setup, ps []pattern) ([]record, error) {
+	var recs []record
+	for _, p := range ps {
+		n := p.envelopes()
+		r, err := h.Measure(ctx, chainbench.Run{Total: n, Round: max(n / *rounds, 1), Callers: p.callers, InFlight: p.inFlight})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		rec := newRecord(p, s, n, r)
+		recs = append(recs, rec)
+		if *jsonOut {
+			if err := writeJSON(out, rec); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return recs, nil
+}
+
 // parsePatterns returns the patterns that list names, the callers pattern
 // once per caller count of sweep (or with callers if sweep is empty).
 func parsePatterns(list, sweep string, callers, inFlight int) ([]pattern, error) {
@@ -154,25 +192,12 @@ func run(out io.Writer) error {
 	if *total < 1 || *totalOne < 1 || *rounds < 1 {
 		return errors.New("-n, -n-one and -rounds must be at least 1")
 	}
-	cfg := chainbench.Config{
-		Nodes:             *nodes,
-		Brokers:           *brokers,
-		Ledger:            chainbench.LedgerKind(*ledgerK),
-		Unsigned:          *unsigned,
-		ValidateAll:       *validate,
-		Payload:           chainbench.Payload(*payload),
-		Linger:            *linger,
-		EnvSize:           *size,
-		MaxMessageCount:   uint32(*maxCount),
-		PreferredMaxBytes: uint32(*prefer),
-		BatchTimeout:      *timeout,
-	}
 	s := setup{Nodes: *nodes, Brokers: *brokers, Ledger: *ledgerK, Signed: !*unsigned, Payload: *payload,
 		EnvSize: *size, LingerMS: float64(*linger) / float64(time.Millisecond)}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
 	defer cancel()
-	h, err := chainbench.Start(ctx, cfg)
+	h, err := chainbench.Start(ctx, harnessConfig())
 	if err != nil {
 		return err
 	}
@@ -181,20 +206,9 @@ func run(out io.Writer) error {
 	if !*jsonOut {
 		fmt.Fprintln(out, s)
 	}
-	var recs []record
-	for _, p := range ps {
-		n := p.envelopes()
-		r, err := h.Measure(ctx, chainbench.Run{Total: n, Round: max(n / *rounds, 1), Callers: p.callers, InFlight: p.inFlight})
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.name, err)
-		}
-		rec := newRecord(p, s, n, r)
-		recs = append(recs, rec)
-		if *jsonOut {
-			if err := writeJSON(out, rec); err != nil {
-				return err
-			}
-		}
+	recs, err := measurePatterns(ctx, out, h, s, ps)
+	if err != nil {
+		return err
 	}
 	if !*jsonOut {
 		if err := writeTable(out, recs); err != nil {

@@ -79,76 +79,83 @@ func cryptogen(c cryptogenConfig) error {
 		return err
 	}
 	now := time.Now()
-	validity := msptest.WithValidity(now.Add(-5*time.Minute), now.Add(c.validity))
+	w := orgWriter{c: c, ca: ca, validity: msptest.WithValidity(now.Add(-5*time.Minute), now.Add(c.validity))}
 	// The admin first: the MSP folders list it in admincerts.
-	admin, err := ca.Issue("Admin@"+c.domain, msptest.WithOU(msptest.OUAdmin), msptest.ListedAdmin(), validity)
+	admin, err := ca.Issue("Admin@"+c.domain, msptest.WithOU(msptest.OUAdmin), msptest.ListedAdmin(), w.validity)
 	if err != nil {
 		return err
 	}
-	if err := ca.WriteCADir(filepath.Join(c.out, "ca")); err != nil {
-		return err
-	}
-	if err := ca.TLSCA().WriteCADir(filepath.Join(c.out, "tlsca")); err != nil {
-		return err
-	}
-	if err := ca.WriteMSPDir(filepath.Join(c.out, "msp"), nil); err != nil {
-		return err
-	}
-	// writeClientTLS writes a TLS client certificate of the TLS CA, for
-	// an orderer that requires one.
-	writeClientTLS := func(dir, name string) error {
-		t, err := ca.IssueTLS(name, nil, validity)
-		if err != nil {
+	for _, step := range []func() error{
+		func() error { return ca.WriteCADir(filepath.Join(c.out, "ca")) },
+		func() error { return ca.TLSCA().WriteCADir(filepath.Join(c.out, "tlsca")) },
+		func() error { return ca.WriteMSPDir(filepath.Join(c.out, "msp"), nil) },
+		func() error { return w.client(filepath.Join(c.out, "users", "admin"), "Admin@"+c.domain, admin) },
+	} {
+		if err := step(); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o755); err != nil {
-			return err
-		}
-		for file, data := range map[string][]byte{"client.crt": t.CertPEM, "client.key": t.KeyPEM, "ca.crt": t.CACertPEM} {
-			if err := os.WriteFile(filepath.Join(dir, "tls", file), data, 0o600); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := ca.WriteMSPDir(filepath.Join(c.out, "users", "admin", "msp"), admin); err != nil {
-		return err
-	}
-	if err := writeClientTLS(filepath.Join(c.out, "users", "admin"), "Admin@"+c.domain); err != nil {
-		return err
 	}
 	for i := 1; i <= c.users; i++ {
 		name := fmt.Sprintf("User%d@%s", i, c.domain)
-		u, err := ca.Issue(name, msptest.WithOU(msptest.OUClient), validity)
+		u, err := ca.Issue(name, msptest.WithOU(msptest.OUClient), w.validity)
 		if err != nil {
 			return err
 		}
-		dir := filepath.Join(c.out, "users", fmt.Sprintf("user%d", i))
-		if err := ca.WriteMSPDir(filepath.Join(dir, "msp"), u); err != nil {
-			return err
-		}
-		if err := writeClientTLS(dir, name); err != nil {
+		if err := w.client(filepath.Join(c.out, "users", fmt.Sprintf("user%d", i)), name, u); err != nil {
 			return err
 		}
 	}
 	for i := 0; i < c.orderers; i++ {
-		name := fmt.Sprintf("orderer%d.%s", i, c.domain)
-		o, err := ca.Issue(name, msptest.WithOU(msptest.OUOrderer), validity)
-		if err != nil {
-			return err
-		}
-		dir := filepath.Join(c.out, "orderers", fmt.Sprintf("orderer%d", i))
-		if err := ca.WriteMSPDir(filepath.Join(dir, "msp"), o); err != nil {
-			return err
-		}
-		hosts := append([]string{name, "localhost", "127.0.0.1", "::1"}, c.hosts...)
-		t, err := ca.IssueTLS(name, hosts, validity)
-		if err != nil {
-			return err
-		}
-		if err := t.WriteDir(filepath.Join(dir, "tls")); err != nil {
+		if err := w.orderer(i); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// orgWriter writes the identities of one organisation's folder.
+type orgWriter struct {
+	c        cryptogenConfig
+	ca       *msptest.CA
+	validity msptest.IssueOption
+}
+
+// client writes a client's MSP folder and a TLS client certificate of the
+// TLS CA, for an orderer that requires one, under dir.
+func (w orgWriter) client(dir, name string, id *msptest.Identity) error {
+	if err := w.ca.WriteMSPDir(filepath.Join(dir, "msp"), id); err != nil {
+		return err
+	}
+	t, err := w.ca.IssueTLS(name, nil, w.validity)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o755); err != nil {
+		return err
+	}
+	for file, data := range map[string][]byte{"client.crt": t.CertPEM, "client.key": t.KeyPEM, "ca.crt": t.CACertPEM} {
+		if err := os.WriteFile(filepath.Join(dir, "tls", file), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderer writes orderer i's MSP folder and its TLS server certificate.
+func (w orgWriter) orderer(i int) error {
+	name := fmt.Sprintf("orderer%d.%s", i, w.c.domain)
+	o, err := w.ca.Issue(name, msptest.WithOU(msptest.OUOrderer), w.validity)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(w.c.out, "orderers", fmt.Sprintf("orderer%d", i))
+	if err := w.ca.WriteMSPDir(filepath.Join(dir, "msp"), o); err != nil {
+		return err
+	}
+	hosts := append([]string{name, "localhost", "127.0.0.1", "::1"}, w.c.hosts...)
+	t, err := w.ca.IssueTLS(name, hosts, w.validity)
+	if err != nil {
+		return err
+	}
+	return t.WriteDir(filepath.Join(dir, "tls"))
 }

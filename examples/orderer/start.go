@@ -148,24 +148,8 @@ type node struct {
 // startNode opens the ledgers, starts the chains and serves; Close undoes
 // it.
 func startNode(c nodeConfig) (_ *node, err error) {
-	if len(c.brokers) == 0 {
-		return nil, errors.New("start: --brokers is required")
-	}
-	if len(c.genesis) == 0 {
-		return nil, errors.New("start: at least one --genesis is required")
-	}
-	if c.dataDir == "" {
-		return nil, errors.New("start: --data is required")
-	}
-	if err := c.signer.check(false); err != nil {
-		return nil, fmt.Errorf("start: %w", err)
-	}
-	serverTLS, clientCAs, err := c.tls.config()
-	if err != nil {
-		return nil, fmt.Errorf("start: %w", err)
-	}
-	if err := c.limits.check(); err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+	if err := c.check(); err != nil {
+		return nil, err
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
@@ -179,14 +163,12 @@ func startNode(c nodeConfig) (_ *node, err error) {
 			n.Close()
 		}
 	}()
-
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, fmt.Errorf("start: prometheus exporter: %w", err)
 	}
 	n.meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-
 	opts, err := n.consenterOpts()
 	if err != nil {
 		return nil, err
@@ -200,7 +182,48 @@ func startNode(c nodeConfig) (_ *node, err error) {
 			return nil, err
 		}
 	}
+	if err := n.serveGRPC(channels); err != nil {
+		return nil, err
+	}
+	if err := n.serveMetrics(reg); err != nil {
+		return nil, err
+	}
+	for _, ch := range n.chains {
+		ch.Start()
+	}
+	n.serve("grpc", func() error { return n.grpc.Serve(n.grpcLn) })
+	n.log.Info("orderer started", "listen", n.Addr(), "channels", n.Channels(), "brokers", c.brokers)
+	return n, nil
+}
 
+// check refuses a node configuration that misses what start needs or
+// whose flags contradict each other.
+func (c nodeConfig) check() error {
+	switch {
+	case len(c.brokers) == 0:
+		return errors.New("start: --brokers is required")
+	case len(c.genesis) == 0:
+		return errors.New("start: at least one --genesis is required")
+	case c.dataDir == "":
+		return errors.New("start: --data is required")
+	}
+	if err := c.signer.check(false); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	if _, _, err := c.tls.config(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	if err := c.limits.check(); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	return nil
+}
+
+// serveGRPC builds the AtomicBroadcast server of channels with the
+// node's limits, TLS and binding, and listens (serving starts once the
+// chains are started).
+func (n *node) serveGRPC(channels map[string]atomicbroadcast.Channel) error {
+	c := n.cfg
 	sopts := append(c.limits.serverOpts(), atomicbroadcast.WithLogger(n.log.With("component", "server")),
 		atomicbroadcast.WithTLSBinding(c.tls.tlsBinding()))
 	if c.window != 0 {
@@ -208,7 +231,7 @@ func startNode(c nodeConfig) (_ *node, err error) {
 	}
 	srv, err := atomicbroadcast.NewServer(channels, sopts...)
 	if err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+		return fmt.Errorf("start: %w", err)
 	}
 	maxRecv := int(c.limits.maxRecvMsgSize)
 	if maxRecv == 0 {
@@ -216,7 +239,11 @@ func startNode(c nodeConfig) (_ *node, err error) {
 	}
 	gopts, err := atomicbroadcast.ServerOptions(atomicbroadcast.GRPCLimits{MaxRecvMsgSize: maxRecv, MaxConcurrentStreams: uint32(c.limits.streamsPerConn)})
 	if err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+		return fmt.Errorf("start: %w", err)
+	}
+	serverTLS, clientCAs, err := c.tls.config()
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
 	}
 	if serverTLS != nil {
 		if c.tls.clientAuth {
@@ -228,7 +255,7 @@ func startNode(c nodeConfig) (_ *node, err error) {
 	ab.RegisterAtomicBroadcastServer(n.grpc, srv)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+		return fmt.Errorf("start: %w", err)
 	}
 	maxConns := c.limits.maxConnections
 	if maxConns == 0 {
@@ -236,27 +263,30 @@ func startNode(c nodeConfig) (_ *node, err error) {
 	}
 	n.grpcLn = atomicbroadcast.LimitListener(ln, maxConns)
 	n.log.Info("serving with limits", "max_recv_message_bytes", maxRecv, "max_connections", maxConns, "tls_client_auth", c.tls.clientAuth, "tls_binding", c.tls.tlsBinding())
-	if c.metricsListen != "" {
-		if n.httpLn, err = net.Listen("tcp", c.metricsListen); err != nil {
-			return nil, fmt.Errorf("start: metrics: %w", err)
+	return nil
+}
+
+// serveMetrics serves /metrics (from reg) and /healthz on
+// --metrics-listen, when given.
+func (n *node) serveMetrics(reg *prometheus.Registry) error {
+	if n.cfg.metricsListen == "" {
+		return nil
+	}
+	var err error
+	if n.httpLn, err = net.Listen("tcp", n.cfg.metricsListen); err != nil {
+		return fmt.Errorf("start: metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", n.healthz)
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.serve("metrics", func() error {
+		if err := n.http.Serve(n.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", n.healthz)
-		n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		n.serve("metrics", func() error {
-			if err := n.http.Serve(n.httpLn); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-	}
-	for _, ch := range n.chains {
-		ch.Start()
-	}
-	n.serve("grpc", func() error { return n.grpc.Serve(n.grpcLn) })
-	n.log.Info("orderer started", "listen", n.Addr(), "channels", n.Channels(), "brokers", c.brokers)
-	return n, nil
+		return nil
+	})
+	return nil
 }
 
 // consenterOpts returns the consenter's options from the node's flags.

@@ -53,7 +53,7 @@ func runGenesis(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&c.batchTimeout, "batch-timeout", 2*time.Second, "time after the first envelope of a batch at which the block is cut")
 	fs.Var(&brokers, "kafka-brokers", "Kafka brokers recorded in the configuration (comma separated or repeated; informative)")
 	fs.Var(&addresses, "orderer-address", "`host:port` of an orderer, recorded in the configuration for peers to pull blocks from (comma separated or repeated; fabric format)")
-	fs.StringVar(&c.format, "format", formatOwn, "configuration format: "+formatFabric+" (Fabric's config tree, which Fabric peers and tools read) or "+formatOwn)
+	fs.StringVar(&c.format, "format", formatFabric, "configuration format: "+formatFabric+" (Fabric's config tree, which Fabric peers and tools read) or "+formatOwn)
 	fs.StringVar(&c.out, "o", "genesis.block", "output `file`")
 	if err := parseFlags(fs, args); err != nil {
 		return err

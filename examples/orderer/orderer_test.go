@@ -74,7 +74,7 @@ func newNetwork(t *testing.T, n int, configure ...func(nw *network, i int, c *no
 		"--org", "Org1MSP=" + filepath.Join(crypto, "org1", "msp"),
 		"--orderer-org", "OrdererMSP=" + filepath.Join(crypto, "orderer", "msp"),
 		"--max-message-count", "10", "--absolute-max-bytes", "65536", "--preferred-max-bytes", "32768",
-		"--batch-timeout", "100ms", "-o", nw.genesis}, &out, &out), out.String())
+		"--batch-timeout", "100ms", "--format", formatOwn, "-o", nw.genesis}, &out, &out), out.String())
 
 	for i := 0; i < n; i++ {
 		nw.cfgs = append(nw.cfgs, nodeConfig{

@@ -31,12 +31,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
-	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 // nodeConfig is what the start subcommand runs. A zero window, peer
@@ -388,11 +388,10 @@ func (n *node) openChannel(file string, channels map[string]atomicbroadcast.Chan
 	if err := proto.Unmarshal(raw, genesis); err != nil {
 		return fmt.Errorf("start: --genesis %s: %w", file, err)
 	}
-	bundle, err := channelconfig.FromGenesisBlock(genesis)
+	id, err := genesisChannel(genesis)
 	if err != nil {
 		return fmt.Errorf("start: --genesis %s: %w", file, err)
 	}
-	id := bundle.ChannelID()
 	if _, dup := channels[id]; dup {
 		return fmt.Errorf("start: channel %s given twice", id)
 	}
@@ -554,4 +553,25 @@ func (m minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (m minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{m.Handler.WithGroup(name), m.level}
+}
+
+// genesisChannel returns the channel of a genesis block, of either
+// configuration format, after checking that its configuration reads
+// (consensus.DefaultConfigParser).
+func genesisChannel(genesis *cb.Block) (string, error) {
+	if genesis.GetHeader().GetNumber() != 0 || len(genesis.GetData().GetData()) != 1 {
+		return "", errors.New("not a genesis block: want block 0 with one envelope")
+	}
+	if _, err := consensus.DefaultConfigParser()(genesis); err != nil {
+		return "", err
+	}
+	env, err := protoutil.UnmarshalEnvelope(genesis.Data.Data[0])
+	if err != nil {
+		return "", err
+	}
+	h, err := protoutil.EnvelopeHeaders(env)
+	if err != nil {
+		return "", err
+	}
+	return h.ChannelHeader.GetChannelId(), nil
 }

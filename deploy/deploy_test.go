@@ -71,7 +71,10 @@ func goTool() string {
 // subcommands are the orderer's subcommands.
 var subcommands = []string{"kafka", "cryptogen", "genesis", "start", "broadcast", "deliver"}
 
-var helpFlag = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][A-Za-z0-9-]*)`)
+var (
+	helpFlag = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][A-Za-z0-9-]*)`)
+	flagName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+)
 
 // flagsOf returns the flags of an orderer subcommand, from its --help.
 func flagsOf(t *testing.T, sub string) map[string]bool {
@@ -115,7 +118,7 @@ func flagNames(args []string) []string {
 		}
 		name := strings.TrimLeft(a, "-")
 		name, _, _ = strings.Cut(name, "=")
-		if regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`).MatchString(name) {
+		if flagName.MatchString(name) {
 			names = append(names, name)
 		}
 	}

@@ -84,6 +84,9 @@ func (c *Consenter) NewChain(channel string, l Ledger, genesis *cb.Block) (*Chai
 		return nil, fmt.Errorf("consensus: metrics: %w", err)
 	}
 	ch := newChain(channel, &c.cfg, c.kc, l, core, m, c.creator)
+	if err := m.observe(c.cfg.meters, ch); err != nil {
+		return nil, fmt.Errorf("consensus: metrics: %w", err)
+	}
 	c.chains[channel] = ch
 	return ch, nil
 }

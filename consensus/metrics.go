@@ -18,6 +18,15 @@ const (
 	MetricEnvelopesRejected   = "kafkaconsensus_envelopes_rejected"
 	MetricRecordsSkipped      = "kafkaconsensus_records_skipped"
 	MetricOrderLatency        = "kafkaconsensus_order_latency"
+	MetricChainState          = "kafkaconsensus_chain_state"
+	MetricLedgerHeight        = "kafkaconsensus_ledger_height"
+)
+
+// Histogram buckets, in seconds: acknowledgements take milliseconds, block
+// fills up to the batch timeout (seconds).
+var (
+	latencyBuckets = []float64{0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+	fillBuckets    = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60}
 )
 
 const meterName = "github.com/kafkaconsensus/kafkaconsensus/consensus"
@@ -49,7 +58,7 @@ func newMetrics(p metric.MeterProvider, channel string) (*metrics, error) {
 		return
 	})
 	try(func() (e error) {
-		ms.fill, e = m.Float64Histogram(MetricBlockFillDuration, metric.WithUnit("s"),
+		ms.fill, e = m.Float64Histogram(MetricBlockFillDuration, metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(fillBuckets...),
 			metric.WithDescription("Time from the first envelope of a batch to the cut of its block."))
 		return
 	})
@@ -70,7 +79,7 @@ func newMetrics(p metric.MeterProvider, channel string) (*metrics, error) {
 		return
 	})
 	try(func() (e error) {
-		ms.latency, e = m.Float64Histogram(MetricOrderLatency, metric.WithUnit("s"),
+		ms.latency, e = m.Float64Histogram(MetricOrderLatency, metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(latencyBuckets...),
 			metric.WithDescription("Time from Order to Kafka's acknowledgement."))
 		return
 	})
@@ -88,4 +97,44 @@ func (m *metrics) blockWritten(ctx context.Context, b Block, fill time.Duration)
 	if !b.IsConfig {
 		m.fill.Record(ctx, fill.Seconds(), m.channel)
 	}
+}
+
+// observe registers the gauges read from ch when metrics are collected:
+// its state (1 for the state it is in, 0 for the others, by state) and its
+// ledger's height. The registration ends when the chain is done.
+func (m *metrics) observe(p metric.MeterProvider, ch *Chain) error {
+	meter := p.Meter(meterName)
+	state, err := meter.Int64ObservableGauge(MetricChainState,
+		metric.WithDescription("1 for the state the chain is in (starting, ready, errored, halted), 0 for the others."))
+	if err != nil {
+		return err
+	}
+	height, err := meter.Int64ObservableGauge(MetricLedgerHeight, metric.WithDescription("Blocks in the chain's ledger."))
+	if err != nil {
+		return err
+	}
+	byState := make([]metric.ObserveOption, len(statusNames))
+	for i, name := range statusNames {
+		byState[i] = metric.WithAttributes(append(m.attrs[:len(m.attrs):len(m.attrs)], attribute.String("state", name))...)
+	}
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		cur := ch.st.Load().status
+		for s, opt := range byState {
+			v := int64(0)
+			if status(s) == cur {
+				v = 1
+			}
+			o.ObserveInt64(state, v, opt)
+		}
+		o.ObserveInt64(height, int64(ch.ledger.Height()), metric.WithAttributes(m.attrs...))
+		return nil
+	}, state, height)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ch.done
+		reg.Unregister()
+	}()
+	return nil
 }

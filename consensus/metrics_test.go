@@ -115,6 +115,21 @@ func TestMetricsAndTraces(t *testing.T) {
 		return n
 	}
 	require.Eventually(t, func() bool { return countEnvelopes() == ordered }, 10*time.Second, 5*time.Millisecond)
+
+	// The chain's state and height, observed while it runs.
+	var live metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &live))
+	states := metricsByName(live)[consensus.MetricChainState].Data.(metricdata.Gauge[int64])
+	for _, st := range []string{"new", "starting", "ready", "errored", "halted"} {
+		want := int64(0)
+		if st == "ready" {
+			want = 1
+		}
+		require.Equal(t, want, dataPoint(t, states.DataPoints, attribute.NewSet(attribute.String("channel", channel), attribute.String("state", st))).Value, st)
+	}
+	heights := metricsByName(live)[consensus.MetricLedgerHeight].Data.(metricdata.Gauge[int64])
+	require.Equal(t, int64(l.Height()), dataPoint(t, heights.DataPoints, attribute.NewSet(attribute.String("channel", channel))).Value)
+
 	cons.Close() // the loop is done: every measurement and span is in
 
 	height := l.Height()
@@ -156,6 +171,8 @@ func TestMetricsAndTraces(t *testing.T) {
 	lat := dataPoint(t, latency.DataPoints, chAttr)
 	require.Equal(t, uint64(acked), lat.Count)
 	require.Positive(t, lat.Sum)
+	require.Len(t, lat.Bounds, 15, "buckets from 250µs to 10s, not OpenTelemetry's defaults up to 10,000s")
+	require.Equal(t, 0.00025, lat.Bounds[0])
 
 	// Traces: one order span per call, the acknowledged ones with their
 	// offset; one block span per block, linked to the order spans of its

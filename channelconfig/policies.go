@@ -105,6 +105,19 @@ func decodePolicy(name string, p *cb.Policy, allowMeta bool) (policy, error) {
 	}
 }
 
+// threshold is how many of n organisations an implicit meta rule needs:
+// ANY one, ALL every one, MAJORITY more than half.
+func threshold(rule cb.ImplicitMetaPolicy_Rule, n int) int {
+	switch rule {
+	case cb.ImplicitMetaPolicy_ANY:
+		return 1
+	case cb.ImplicitMetaPolicy_ALL:
+		return n
+	default:
+		return n/2 + 1
+	}
+}
+
 // EvaluatePolicy returns nil when signed satisfies the channel policy name
 // ("Readers", "Writers", "Admins" or another channel policy), and an error
 // wrapping ErrForbidden (and msp.ErrPolicyNotSatisfied) naming what was
@@ -137,16 +150,7 @@ func (b *Bundle) evaluatePolicy(name string, signed *msp.CheckedSignatures) erro
 		}
 		return nil
 	}
-	n := len(b.orgs)
-	var threshold int
-	switch p.meta.GetRule() {
-	case cb.ImplicitMetaPolicy_ANY:
-		threshold = 1
-	case cb.ImplicitMetaPolicy_ALL:
-		threshold = n
-	default:
-		threshold = n/2 + 1
-	}
+	n, threshold := len(b.orgs), threshold(p.meta.GetRule(), len(b.orgs))
 	if n == 0 {
 		return nil
 	}

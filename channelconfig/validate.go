@@ -129,10 +129,7 @@ func (b *Bundle) couldSatisfy(name string) error {
 	if p.sig != nil {
 		return b.mgr.CouldSatisfy(p.sig)
 	}
-	need := map[cb.ImplicitMetaPolicy_Rule]int{cb.ImplicitMetaPolicy_ANY: 1, cb.ImplicitMetaPolicy_ALL: len(b.orgs)}[p.meta.GetRule()]
-	if p.meta.GetRule() == cb.ImplicitMetaPolicy_MAJORITY {
-		need = len(b.orgs)/2 + 1
-	}
+	need := threshold(p.meta.GetRule(), len(b.orgs))
 	could := 0
 	var errs []error
 	for _, o := range b.orgs {

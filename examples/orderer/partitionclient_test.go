@@ -163,6 +163,9 @@ func runLoad(ctx context.Context, c clientConfig, signer msp.SigningIdentity) er
 	return <-written
 }
 
+// writeEvents writes the events, one JSON line each, flushing whenever no
+// more are waiting, so that the test can follow the file while the load
+// runs.
 func writeEvents(w io.Writer, events <-chan clientEvent) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
@@ -170,6 +173,9 @@ func writeEvents(w io.Writer, events <-chan clientEvent) error {
 	for e := range events {
 		if err == nil {
 			err = enc.Encode(e)
+		}
+		if err == nil && len(events) == 0 {
+			err = bw.Flush()
 		}
 	}
 	if err != nil {
@@ -421,19 +427,25 @@ func runProbe(c clientConfig, signer msp.SigningIdentity, out io.Writer) error {
 	return json.NewEncoder(out).Encode(res)
 }
 
-// readEvents reads the events file of a load client.
-func readEvents(path string) ([]clientEvent, error) {
+// readEvents reads the events file of a load client. A load still
+// running may have written a line in part: a last line that does not
+// parse is left out unless complete is set.
+func readEvents(path string, complete bool) ([]clientEvent, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	lines := strings.Split(string(raw), "\n")
 	var events []clientEvent
-	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+	for i, l := range lines {
 		if l == "" {
 			continue
 		}
 		var e clientEvent
 		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			if !complete && i == len(lines)-1 {
+				break
+			}
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		events = append(events, e)

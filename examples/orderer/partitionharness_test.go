@@ -326,9 +326,30 @@ func (pc *partitionCluster) stopLoad() []clientEvent {
 	require.True(t, pc.load.wait(15*time.Second), "load client still running 15s after SIGTERM")
 	require.NoError(t, pc.load.err, pc.load.output())
 	pc.obs.mark("load stopped")
-	events, err := readEvents(filepath.Join(pc.ps.dir, "load.jsonl"))
+	events, err := readEvents(filepath.Join(pc.ps.dir, "load.jsonl"), true)
 	require.NoError(t, err)
 	return events
+}
+
+// waitClientsBack waits until the load client has an envelope sent to
+// node i after since acknowledged, and marks how long after since that
+// was.
+func (pc *partitionCluster) waitClientsBack(i int, since time.Time, after string) {
+	pc.t.Helper()
+	n := pc.nodes[i]
+	var first time.Time
+	pc.waitFor("the clients back on "+n.name, 30*time.Second, func() bool {
+		events, err := readEvents(filepath.Join(pc.ps.dir, "load.jsonl"), false)
+		require.NoError(pc.t, err)
+		for _, e := range events {
+			if e.Node == n.addr() && e.Outcome == "SUCCESS" && e.Sent.After(since) {
+				first = e.At
+				return true
+			}
+		}
+		return false
+	})
+	pc.obs.mark("the clients' first envelope acknowledged by %s %v after %s", n.name, first.Sub(since).Round(time.Millisecond), after)
 }
 
 // probe broadcasts one envelope to node i and reads its blocks, from the

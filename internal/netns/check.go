@@ -62,12 +62,15 @@ func check(e env) error {
 	return nil
 }
 
-// tryNetns makes a namespace, with the tc qdiscs and filter a cut uses,
-// and deletes it.
+// tryNetns makes a namespace with what a Network uses (a bridge, a veth
+// pair, the tc qdiscs and filter of a cut), runs a program in it, and
+// deletes it.
 func tryNetns() error {
 	ns := fmt.Sprintf("%s%d-0-check", Prefix, os.Getpid())
 	err := runAll(
 		[]string{"netns", "add", ns},
+		[]string{"netns", "exec", ns, "ip", "link", "set", "lo", "up"},
+		[]string{"-n", ns, "link", "add", "probebr", "type", "bridge"},
 		[]string{"-n", ns, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"},
 		[]string{"tc", "-n", ns, "qdisc", "add", "dev", "probe0", "root", "handle", "1:", "htb"},
 		[]string{"tc", "-n", ns, "class", "add", "dev", "probe0", "parent", "1:", "classid", "1:1", "htb", "rate", "1gbit", "quantum", "1514"},

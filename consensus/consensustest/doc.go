@@ -2,8 +2,9 @@
 // code built on package consensus, in the spirit of net/http/httptest.
 //
 // StartKafka starts an in-process, multi-broker Kafka (franz-go's kfake)
-// listening on 127.0.0.1 only. Point any Kafka client, or a consensus chain,
-// at its Addrs:
+// listening on 127.0.0.1 (WithListenHost: another address of the machine,
+// for clients in other network namespaces). Point any Kafka client, or a
+// consensus chain, at its Addrs:
 //
 //	k, err := consensustest.StartKafka(consensustest.WithBrokers(3))
 //	if err != nil {

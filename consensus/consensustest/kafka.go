@@ -23,7 +23,7 @@ import (
 const DefaultBrokers = 3
 
 // Kafka is an embedded, in-process Kafka cluster of several brokers, all
-// listening on 127.0.0.1. It is safe for concurrent use. Start one with
+// listening on 127.0.0.1 (or the host of WithListenHost). It is safe for concurrent use. Start one with
 // StartKafka and stop it with Close.
 //
 // Broker node IDs are 0 to n-1, in the order of Addrs. The fault methods
@@ -31,6 +31,7 @@ const DefaultBrokers = 3
 type Kafka struct {
 	c     *kfake.Cluster
 	addrs []string
+	host  string // the brokers' IP address; "" for kfake's 127.0.0.1
 
 	mu     sync.Mutex
 	lns    []*trackedListener // index is the node ID
@@ -45,6 +46,7 @@ type kafkaConfig struct {
 	brokers    int
 	brokersSet bool
 	ports      []int
+	host       string // "" means 127.0.0.1; see WithListenHost
 	dataDir    string
 	logger     *slog.Logger
 	extra      []kfake.Opt
@@ -58,10 +60,20 @@ func WithBrokers(n int) KafkaOption {
 	return func(c *kafkaConfig) { c.brokers, c.brokersSet = n, true }
 }
 
-// WithSeedPorts makes the brokers listen on the given ports of 127.0.0.1, one
-// broker per port, overriding random ports. A port of 0 is chosen at random.
+// WithSeedPorts makes the brokers listen on the given ports of 127.0.0.1 (or
+// of the host of WithListenHost), one broker per port, overriding random
+// ports. A port of 0 is chosen at random.
 func WithSeedPorts(ports ...int) KafkaOption {
 	return func(c *kafkaConfig) { c.ports = slices.Clone(ports) }
+}
+
+// WithListenHost makes the brokers listen on host, an IP address of this
+// machine, instead of 127.0.0.1, so that clients on other machines or in
+// other network namespaces reach them: the brokers advertise the address
+// they listen on. The brokers accept any client that reaches them (add
+// WithSASLUser); the certificates of SelfSignedTLS are for 127.0.0.1 only.
+func WithListenHost(host string) KafkaOption {
+	return func(c *kafkaConfig) { c.host = host }
 }
 
 // WithDataDir persists the cluster's topics, logs and offsets in dir, so that
@@ -101,11 +113,17 @@ func (c *kafkaConfig) validate() error {
 		}
 		c.brokers = len(c.ports)
 	}
+	if c.host != "" {
+		if ip := net.ParseIP(c.host); ip == nil || ip.IsUnspecified() {
+			return fmt.Errorf("consensustest: WithListenHost(%q): want the IP address of one interface (the brokers advertise it)", c.host)
+		}
+	}
 	return c.validateSecurity()
 }
 
-// StartKafka starts an embedded Kafka cluster on 127.0.0.1, by default with
-// DefaultBrokers brokers on random ports, in plaintext and without
+// StartKafka starts an embedded Kafka cluster on 127.0.0.1 (see
+// WithListenHost), by default with DefaultBrokers brokers on random ports,
+// in plaintext and without
 // authentication (see WithTLS and WithSASLUser). The caller must Close it.
 func StartKafka(opts ...KafkaOption) (*Kafka, error) {
 	cfg := kafkaConfig{brokers: DefaultBrokers}
@@ -116,7 +134,7 @@ func StartKafka(opts ...KafkaOption) (*Kafka, error) {
 		return nil, err
 	}
 
-	k := &Kafka{conns: make(map[*trackedConn]struct{})}
+	k := &Kafka{host: cfg.host, conns: make(map[*trackedConn]struct{})}
 	kopts := slices.Clone(cfg.extra)
 	kopts = append(kopts,
 		kfake.NumBrokers(cfg.brokers),
@@ -326,7 +344,16 @@ func (k *Kafka) closeConns(nodes []int32) {
 
 // listen is kfake's ListenFn. Brokers are created in node ID order, and
 // brokers added later through Cluster().AddNode are numbered after them.
+// kfake asks for 127.0.0.1 addresses; with WithListenHost, the port is
+// taken on that host instead.
 func (k *Kafka) listen(network, addr string) (net.Listener, error) {
+	if k.host != "" {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		addr = net.JoinHostPort(k.host, port)
+	}
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return nil, err

@@ -311,6 +311,46 @@ func TestKafkaOptions(t *testing.T) {
 	kp := startKafka(t, consensustest.WithSeedPorts(port, 0))
 	require.Len(t, kp.Addrs(), 2)
 	require.Equal(t, fmt.Sprintf("127.0.0.1:%d", port), kp.Addrs()[0])
+
+	for _, host := range []string{"0.0.0.0", "::", "localhost", "not-an-ip"} {
+		_, err = consensustest.StartKafka(consensustest.WithListenHost(host))
+		require.ErrorContains(t, err, "WithListenHost", host)
+	}
+}
+
+// TestKafkaListenHost starts the brokers on another address than
+// 127.0.0.1: they listen and advertise it, and clients produce and consume
+// through it, also after a pause.
+func TestKafkaListenHost(t *testing.T) {
+	const host = "127.0.0.2" // loopback, but not kfake's 127.0.0.1
+	ln, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Skipf("no address %s on this machine: %v", host, err)
+	}
+	ln.Close()
+	k := startKafka(t, consensustest.WithListenHost(host))
+	for _, a := range k.Addrs() {
+		require.True(t, strings.HasPrefix(a, host+":"), a)
+	}
+	ctx := testCtx(t, 20*time.Second)
+	createTopic(t, ctx, k, testTopic)
+	p := newClient(t, k)
+	_, err = p.ProduceSync(ctx, rec("a")).First()
+	require.NoError(t, err)
+	k.Pause()
+	k.Resume()
+	_, err = p.ProduceSync(ctx, rec("b")).First()
+	require.NoError(t, err)
+	got, errs := consume(t, ctx, k, 2)
+	require.Empty(t, errs)
+	require.Equal(t, []string{"a", "b"}, got)
+
+	// Metadata names the brokers by the host they listen on.
+	m, err := kadm.NewClient(p).BrokerMetadata(ctx)
+	require.NoError(t, err)
+	for _, b := range m.Brokers {
+		require.Equal(t, host, b.Host)
+	}
 }
 
 func freePort(t *testing.T) int {

@@ -30,7 +30,7 @@ type kafkaConfig struct {
 func runKafka(ctx context.Context, args []string, out io.Writer) error {
 	var c kafkaConfig
 	fs := newFlagSet("kafka", "[--listen 127.0.0.1:9092] [--brokers 3] [--data DIR] [--tls-ca-out FILE] [--sasl-user USER --sasl-password PASS]")
-	fs.StringVar(&c.listen, "listen", "127.0.0.1:9092", "`address` of the first broker; broker i listens on port+i (port 0: random ports)")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9092", "`address` of the first broker, 127.0.0.1 or one interface of this host (open to anyone who reaches it: add --sasl-user); broker i listens on port+i (port 0: random ports)")
 	fs.IntVar(&c.brokers, "brokers", 3, "number of brokers")
 	fs.StringVar(&c.dataDir, "data", "", "`directory` that persists topics and logs across restarts (default: memory only)")
 	fs.BoolVar(&c.verbose, "v", false, "log the brokers' activity")
@@ -64,8 +64,14 @@ func startKafka(c kafkaConfig) (*consensustest.Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--listen %q: %w", c.listen, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--listen %q: the embedded Kafka listens on loopback only", c.listen)
+	// Other hosts than 127.0.0.1 are for nodes on other machines or
+	// network namespaces.
+	otherHost := host != "localhost" && host != "127.0.0.1"
+	if ip := net.ParseIP(host); otherHost && (ip == nil || ip.IsUnspecified()) {
+		return nil, fmt.Errorf("--listen %q: want 127.0.0.1 or the IP address of one interface (the brokers advertise it)", c.listen)
+	}
+	if otherHost && c.tlsCAOut != "" {
+		return nil, fmt.Errorf("--listen %q: the throwaway TLS certificate of --tls-ca-out is for 127.0.0.1 only", c.listen)
 	}
 	base, err := strconv.Atoi(portStr)
 	if err != nil || base < 0 || base+c.brokers-1 > 65535 {
@@ -81,6 +87,9 @@ func startKafka(c kafkaConfig) (*consensustest.Kafka, error) {
 		}
 	}
 	opts := []consensustest.KafkaOption{consensustest.WithSeedPorts(ports...)}
+	if otherHost {
+		opts = append(opts, consensustest.WithListenHost(host))
+	}
 	if c.dataDir != "" {
 		if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 			return nil, err

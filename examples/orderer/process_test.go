@@ -217,6 +217,16 @@ func TestReadmeProcesses(t *testing.T) {
 // buildOrderer builds the program of this directory into dir.
 func buildOrderer(t *testing.T, dir string) string {
 	t.Helper()
+	start := time.Now()
+	bin, err := goBuild(dir)
+	require.NoError(t, err)
+	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// goBuild builds the program of this directory into dir and returns its
+// path.
+func goBuild(dir string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
@@ -224,11 +234,10 @@ func buildOrderer(t *testing.T, dir string) string {
 	bin := filepath.Join(dir, "orderer")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	start := time.Now()
-	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
-	return bin
+	if out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w: %s", err, out)
+	}
+	return bin, nil
 }
 
 // procs starts the child processes of a test, all in one directory, and
@@ -252,8 +261,13 @@ type proc struct {
 
 func (ps *procs) start(name string, args ...string) *proc {
 	ps.t.Helper()
-	p := &proc{name: name, stdout: new(syncBuffer), stderr: new(syncBuffer), done: make(chan struct{})}
-	p.cmd = exec.Command(ps.bin, args...)
+	return ps.startCmd(name, exec.Command(ps.bin, args...))
+}
+
+// startCmd starts cmd, in ps's directory, as the process called name.
+func (ps *procs) startCmd(name string, cmd *exec.Cmd) *proc {
+	ps.t.Helper()
+	p := &proc{name: name, cmd: cmd, stdout: new(syncBuffer), stderr: new(syncBuffer), done: make(chan struct{})}
 	p.cmd.Dir = ps.dir
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.WaitDelay = 5 * time.Second

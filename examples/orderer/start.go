@@ -49,6 +49,7 @@ type nodeConfig struct {
 	signer          signerFlags
 	tls             serverTLSFlags
 	kafka           kafkaFlags
+	kafkaTiming     kafkaTimingFlags
 	metricsListen   string
 	replication     int
 	minInsync       int
@@ -83,6 +84,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	c.signer.register(fs, "the node's signing identity (signs blocks)")
 	c.tls.register(fs)
 	c.kafka.register(fs)
+	c.kafkaTiming.register(fs)
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "HTTP `address` of /metrics (Prometheus) and /healthz (default: off)")
 	fs.IntVar(&c.replication, "replication-factor", 3, "replication factor of the channel topics the node creates")
 	fs.IntVar(&c.minInsync, "min-insync-replicas", 2, "min.insync.replicas of the channel topics the node creates")
@@ -332,7 +334,11 @@ func (n *node) consenterOpts() ([]consensus.Option, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	return append(opts, kafkaOpts...), nil
+	timingOpts, err := c.kafkaTiming.opts()
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	return append(append(opts, kafkaOpts...), timingOpts...), nil
 }
 
 // peerSources returns a block source per --peers address, whose seek

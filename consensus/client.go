@@ -252,6 +252,13 @@ type kgoLog struct {
 
 func newKgoLog(l *slog.Logger) kgoLog { return kgoLog{kslog.New(l), newQuietLog(l)} }
 
+// KafkaLogger returns the logger a Consenter gives its Kafka client:
+// franz-go's messages through l, warnings and errors rate-limited by
+// message (the first logged, then at most one a period with a count). Use
+// it to give the client a logger of its own (WithKgoOpts(kgo.WithLogger(
+// KafkaLogger(l)))), for example at another level.
+func KafkaLogger(l *slog.Logger) kgo.Logger { return newKgoLog(l) }
+
 // Log logs debug and info messages as kslog does, and warnings and errors
 // through the rate limit.
 func (l kgoLog) Log(level kgo.LogLevel, msg string, keyvals ...any) {

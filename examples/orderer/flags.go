@@ -320,7 +320,15 @@ type kafkaFlags struct {
 	tlsKey        string
 	saslUser      string
 	saslPassword  string
+	saslPassFile  string
 	saslMechanism string
+
+	clientID        string
+	strictTopic     bool
+	maxMessageBytes byteSize
+	maxInFlight     int
+	linger          time.Duration
+	validateAll     bool
 }
 
 func (f *kafkaFlags) register(fs *flag.FlagSet) {
@@ -329,7 +337,14 @@ func (f *kafkaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "kafka-tls-cert", "", "PEM client certificate `file` for Kafka mutual TLS")
 	fs.StringVar(&f.tlsKey, "kafka-tls-key", "", "PEM client key `file` for Kafka mutual TLS")
 	fs.StringVar(&f.saslUser, "kafka-sasl-user", "", "SASL user for Kafka")
-	fs.StringVar(&f.saslPassword, "kafka-sasl-password", "", "SASL password for Kafka")
+	fs.StringVar(&f.saslPassword, "kafka-sasl-password", "", "SASL password for Kafka (visible in the process list: prefer --kafka-sasl-password-file)")
+	fs.StringVar(&f.saslPassFile, "kafka-sasl-password-file", "", "`file` holding the SASL password for Kafka (one line)")
+	fs.StringVar(&f.clientID, "kafka-client-id", "", "Kafka client ID, for the brokers' logs and quotas (default: kafkaconsensus)")
+	fs.BoolVar(&f.strictTopic, "strict-topic", false, "refuse to start a channel whose existing topic has unsafe settings (default: log them and run)")
+	fs.Var(&f.maxMessageBytes, "max-message-bytes", "max.message.bytes of the channel topics the node creates and checks, in `bytes` (default 16MiB); also the largest AbsoluteMaxBytes a config update may set")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", 0, "envelopes per channel handed to Kafka and not yet acknowledged (default 10000)")
+	fs.DurationVar(&f.linger, "produce-linger", 0, "how long the producer waits to fill a batch (default 0: batches form while requests are in flight)")
+	fs.BoolVar(&f.validateAll, "validate-envelopes", false, "validate every envelope consumed from Kafka (signature, Writers) and skip invalid ones on every node alike, whoever wrote them; costs a signature verification per envelope")
 	fs.StringVar(&f.saslMechanism, "kafka-sasl-mechanism", "PLAIN", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 }
 
@@ -343,8 +358,36 @@ func (f *kafkaFlags) opts() ([]consensus.Option, error) {
 		}
 		opts = append(opts, consensus.WithTLS(cfg))
 	}
+	if f.saslPassFile != "" {
+		if f.saslPassword != "" {
+			return nil, errors.New("--kafka-sasl-password and --kafka-sasl-password-file: give one")
+		}
+		b, err := os.ReadFile(f.saslPassFile)
+		if err != nil {
+			return nil, fmt.Errorf("--kafka-sasl-password-file: %w", err)
+		}
+		f.saslPassword = strings.TrimRight(string(b), "\r\n")
+	}
 	if f.saslUser == "" && f.saslPassword != "" {
 		return nil, errors.New("--kafka-sasl-password needs --kafka-sasl-user")
+	}
+	if f.clientID != "" {
+		opts = append(opts, consensus.WithClientID(f.clientID))
+	}
+	if f.strictTopic {
+		opts = append(opts, consensus.WithStrictTopic())
+	}
+	if f.maxInFlight < 0 || f.linger < 0 {
+		return nil, errors.New("--max-in-flight and --produce-linger must not be negative")
+	}
+	if f.maxInFlight > 0 {
+		opts = append(opts, consensus.WithMaxInFlight(f.maxInFlight))
+	}
+	if f.linger > 0 {
+		opts = append(opts, consensus.WithProduceLinger(f.linger))
+	}
+	if f.validateAll {
+		opts = append(opts, consensus.WithEnvelopeValidation())
 	}
 	if f.saslUser != "" {
 		m, err := f.mechanism()

@@ -53,6 +53,9 @@ func TestSharedFlags(t *testing.T) {
 		{[]string{"--max-connections", "-1"}, "start: --max-connections, --max-streams-per-connection, --max-broadcast-streams and --max-deliver-streams must not be negative"},
 		{[]string{"--broadcast-idle-timeout", "-1s"}, "start: budgets, sizes and timeouts must not be negative"},
 		{[]string{"--throttle-org-rate", "-2"}, "start: --throttle-client-rate and --throttle-org-rate must not be negative"},
+		{[]string{"--kafka-sasl-password", "x", "--kafka-sasl-password-file", "y"}, "give one"},
+		{[]string{"--kafka-sasl-password-file", "/nonexistent/pass"}, "--kafka-sasl-password-file"},
+		{[]string{"--max-in-flight", "-1"}, "must not be negative"},
 	} {
 		require.ErrorContains(t, start(tc.args...), tc.want, "%q", tc.args)
 	}
@@ -69,7 +72,9 @@ func TestSharedFlags(t *testing.T) {
 		{func(fs *flag.FlagSet) { new(limitFlags).register(fs) }, []string{"max-connections", "max-streams-per-connection", "max-broadcast-streams",
 			"max-deliver-streams", "broadcast-stream-budget", "broadcast-budget", "max-recv-message-size", "broadcast-idle-timeout",
 			"throttle-client-rate", "throttle-org-rate"}},
-		{func(fs *flag.FlagSet) { new(kafkaFlags).register(fs) }, []string{"kafka-tls", "kafka-tls-ca", "kafka-tls-cert", "kafka-tls-key", "kafka-sasl-user", "kafka-sasl-password", "kafka-sasl-mechanism"}},
+		{func(fs *flag.FlagSet) { new(kafkaFlags).register(fs) }, []string{"kafka-tls", "kafka-tls-ca", "kafka-tls-cert", "kafka-tls-key", "kafka-sasl-user", "kafka-sasl-password",
+			"kafka-sasl-password-file", "kafka-sasl-mechanism", "kafka-client-id", "strict-topic", "max-message-bytes", "max-in-flight",
+			"produce-linger", "validate-envelopes"}},
 	} {
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		tc.register(fs)

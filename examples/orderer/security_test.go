@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -52,6 +53,9 @@ func TestStartKafkaTLSSASL(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	stdout := new(syncBuffer)
 	done := make(chan error, 1)
+	// The password from a file, as a deployment gives it.
+	passFile := filepath.Join(dir, "kafka-password")
+	require.NoError(t, os.WriteFile(passFile, []byte("s3cret\n"), 0o600))
 	go func() {
 		done <- dispatch(runCtx, []string{"start",
 			"--listen", "127.0.0.1:0",
@@ -61,7 +65,7 @@ func TestStartKafkaTLSSASL(t *testing.T) {
 			"--signer", filepath.Join(crypto, "orderer", "orderers", "orderer0", "msp"),
 			"--signer-mspid", "OrdererMSP",
 			"--kafka-tls", "--kafka-tls-ca", caFile,
-			"--kafka-sasl-user", "orderer", "--kafka-sasl-password", "s3cret", "--kafka-sasl-mechanism", "SCRAM-SHA-256",
+			"--kafka-sasl-user", "orderer", "--kafka-sasl-password-file", passFile, "--kafka-sasl-mechanism", "SCRAM-SHA-256",
 			"--log-level", "error", "--kafka-log-level", "error",
 		}, stdout, stdout)
 	}()

@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
-	"github.com/twmb/franz-go/plugin/kslog"
 	"go.opentelemetry.io/otel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -303,10 +302,11 @@ func (n *node) consenterOpts() ([]consensus.Option, error) {
 		consensus.WithLogger(n.log.With("component", "consensus")),
 		consensus.WithMeterProvider(n.meters),
 		consensus.WithTracerProvider(c.tracers),
-		consensus.WithTopicSettings(consensus.TopicSettings{ReplicationFactor: int16(c.replication), MinInsyncReplicas: c.minInsync}),
+		consensus.WithTopicSettings(consensus.TopicSettings{ReplicationFactor: int16(c.replication), MinInsyncReplicas: c.minInsync,
+			MaxMessageBytes: int32(min(int64(c.kafka.maxMessageBytes), 1<<31-1))}),
 		consensus.WithKgoOpts(
 			kgo.WithHooks(k.Hooks()...),
-			kgo.WithLogger(kslog.New(slog.New(minLevel{n.log.Handler(), c.kafkaLogLevel}).With("component", "kafka-client"))),
+			kgo.WithLogger(consensus.KafkaLogger(slog.New(minLevel{n.log.Handler(), c.kafkaLogLevel}).With("component", "kafka-client"))),
 		),
 	}
 	if c.retry != nil {

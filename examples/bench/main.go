@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/kafkaconsensus/kafkaconsensus/internal/chainbench"
+	"github.com/kafkaconsensus/kafkaconsensus/internal/ingressbench"
 )
 
 var defaults = chainbench.DefaultConfig()
@@ -87,6 +88,14 @@ type pattern struct {
 }
 
 func main() {
+	if child, err := ingressbench.RunChild(); child {
+		// -ingress runs its Kafka, other nodes and clients in this binary
+		// started again.
+		if err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	flag.Parse()
 	log.SetFlags(0)
 	if err := run(os.Stdout); err != nil {
@@ -180,6 +189,11 @@ func (p pattern) envelopes() int {
 }
 
 func run(out io.Writer) error {
+	if *ingress {
+		ctx, cancel := context.WithTimeout(context.Background(), *deadline)
+		defer cancel()
+		return runIngress(ctx, out)
+	}
 	if *channels > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), *deadline)
 		defer cancel()

@@ -169,7 +169,7 @@ type Server struct {
 	binding      TLSBinding
 	throttle     *throttler // nil: no throttling
 	log          *slog.Logger
-	validators   chan struct{} // a token per validation running
+	validators   *validators   // run the validations, at most GOMAXPROCS at once
 	broadcasts   chan struct{} // a token per Broadcast stream served
 	delivers     chan struct{} // a token per Deliver stream served
 }
@@ -212,7 +212,7 @@ func NewServer(channels map[string]Channel, opts ...Option) (*Server, error) {
 		idleTimeout:  cfg.idleTimeout,
 		binding:      cfg.binding,
 		log:          cfg.log,
-		validators:   make(chan struct{}, runtime.GOMAXPROCS(0)),
+		validators:   newValidators(runtime.GOMAXPROCS(0)),
 		broadcasts:   make(chan struct{}, cfg.maxBroadcast),
 		delivers:     make(chan struct{}, cfg.maxDeliver),
 	}
@@ -239,8 +239,8 @@ var errIdle = errors.New("idle")
 // Broadcast answers each envelope of the stream with a BroadcastResponse,
 // in order. It is a pipeline: a reader receives envelopes while the
 // stream's and the server's byte budgets have room; each envelope is
-// validated on its own goroutine (signature checks are the costly part,
-// and at most GOMAXPROCS run at once per server); a dispatcher hands the
+// validated by one of the server's validation goroutines (signature checks
+// are the costly part; at most GOMAXPROCS run at once); a dispatcher hands the
 // valid ones to the chain in stream order, so that they keep their order in
 // the log; a sender returns the answers in stream order as Kafka
 // acknowledges them, giving each envelope's bytes back to the budgets. At
@@ -362,16 +362,13 @@ func (b *broadcastStream) receive(out chan<- *broadcastJob, inFlight chan<- stru
 			return ctx.Err()
 		}
 		j := &broadcastJob{env: env, size: size, validated: make(chan struct{}), answer: make(chan *ab.BroadcastResponse, 1)}
-		select {
-		case s.validators <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		go func() {
+		err = s.validators.run(ctx, func() {
 			s.validate(ctx, j)
-			<-s.validators
 			close(j.validated)
-		}()
+		})
+		if err != nil {
+			return err
+		}
 		select {
 		case out <- j:
 		case <-ctx.Done():

@@ -54,6 +54,18 @@ type Chain interface {
 
 var _ Chain = (*consensus.Chain)(nil)
 
+// HeadersProcessor is the optional interface of a Chain that validates a
+// normal envelope with the headers Broadcast decoded to route it, instead
+// of decoding them again (*consensus.Chain implements it). Broadcast uses
+// it in place of ProcessNormal when the chain has it.
+type HeadersProcessor interface {
+	// ProcessNormalHeaders is ProcessNormal of env, whose headers h are
+	// what protoutil.EnvelopeHeaders returned for env.
+	ProcessNormalHeaders(env *cb.Envelope, h *protoutil.Headers) (uint64, error)
+}
+
+var _ HeadersProcessor = (*consensus.Chain)(nil)
+
 // Channel is a channel the server serves: its chain, which Broadcast
 // orders with, and the ledger the chain writes, which Deliver reads.
 type Channel struct {
@@ -427,7 +439,11 @@ func (s *Server) process(ctx context.Context, j *broadcastJob) error {
 	}
 	switch class {
 	case normalMsg:
-		j.seq, err = ch.Chain.ProcessNormal(j.env)
+		if hp, ok := ch.Chain.(HeadersProcessor); ok {
+			j.seq, err = hp.ProcessNormalHeaders(j.env, h)
+		} else {
+			j.seq, err = ch.Chain.ProcessNormal(j.env)
+		}
 	case configMsg:
 		j.isConfig = true
 		j.seq, err = ch.Chain.ProcessConfig(j.env)

@@ -51,6 +51,18 @@ type ChannelConfig interface {
 	ValidateConfig(env *cb.Envelope) (ChannelConfig, error)
 }
 
+// HeadersValidator is the optional interface of a ChannelConfig that
+// validates a normal envelope whose headers its caller already decoded
+// with protoutil.EnvelopeHeaders, so that they are not decoded twice
+// (BundleConfig and FabricConfig implement it). Chain.ProcessNormalHeaders
+// uses it.
+type HeadersValidator interface {
+	// ValidateNormalHeaders is ValidateNormal of env, whose headers are h:
+	// what protoutil.EnvelopeHeaders returned for env, which neither side
+	// modifies.
+	ValidateNormalHeaders(env *cb.Envelope, h *protoutil.Headers) error
+}
+
 // ConfigUpdater is the optional interface of a ChannelConfig that
 // processes Fabric's CONFIG_UPDATE envelopes (FabricConfig implements it):
 // it validates the update against the configuration in force and returns

@@ -19,6 +19,7 @@ var ingressDefaults = ingressbench.DefaultConfig()
 var (
 	ingress        = flag.Bool("ingress", false, "measure the orderer's CPU per envelope through Broadcast against one ECDSA verification, instead of the patterns (see -ingress-*)")
 	ingressNodes   = flag.Int("ingress-nodes", ingressDefaults.Nodes, "with -ingress: ordering nodes (the others run in a child process)")
+	ingressBrokers = flag.Int("ingress-brokers", ingressDefaults.Brokers, "with -ingress: embedded Kafka brokers (in a child process)")
 	ingressN       = flag.Int("ingress-n", 20000, "with -ingress: envelopes per run")
 	ingressRuns    = flag.Int("ingress-runs", 5, "with -ingress: runs")
 	ingressStreams = flag.Int("ingress-streams", ingressDefaults.Streams, "with -ingress: Broadcast streams, one envelope in flight each")
@@ -49,7 +50,7 @@ type ingressRecord struct {
 // ingressConfig is the ingressbench configuration the flags give.
 func ingressConfig() ingressbench.Config {
 	c := ingressbench.DefaultConfig()
-	c.Nodes, c.Brokers, c.Ledger = *ingressNodes, *brokers, ingressbench.LedgerKind(*ledgerK)
+	c.Nodes, c.Brokers, c.Ledger = *ingressNodes, *ingressBrokers, ingressbench.LedgerKind(*ledgerK)
 	c.Format = ingressbench.Format(*ingressFormat)
 	c.Streams, c.Conns, c.EnvSize = *ingressStreams, *ingressConns, *size
 	c.MaxMessageCount, c.PreferredMaxBytes, c.BatchTimeout = uint32(*maxCount), uint32(*prefer), *timeout
@@ -73,7 +74,7 @@ func runIngress(ctx context.Context, out io.Writer) error {
 		Streams: cfg.Streams, Conns: cfg.Conns, EnvSize: cfg.EnvSize, Envelopes: *ingressN}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !*jsonOut {
-		fmt.Fprintf(out, "ingress: %d node(s), %d brokers, %s ledger, %s configuration, %d streams on %s, %d-byte signed envelopes, %d per run\n",
+		fmt.Fprintf(out, "ingress: %d node(s), %d broker(s), %s ledger, %s configuration, %d streams on %s, %d-byte signed envelopes, %d per run\n",
 			cfg.Nodes, cfg.Brokers, cfg.Ledger, cfg.Format, cfg.Streams, connsString(cfg), cfg.EnvSize, *ingressN)
 		fmt.Fprintln(tw, "run\torderer CPU/envelope\tECDSA verify\tratio\tenvelopes/s\t")
 	}
@@ -114,6 +115,9 @@ func (rec *ingressRecord) add(r ingressbench.Result) {
 func connsString(c ingressbench.Config) string {
 	if c.Conns == 0 || c.Conns >= c.Streams {
 		return "a connection each"
+	}
+	if c.Conns == 1 {
+		return "1 connection"
 	}
 	return fmt.Sprintf("%d connections", c.Conns)
 }

@@ -486,6 +486,10 @@ func (s *Server) dispatch(ctx context.Context, in <-chan *broadcastJob, out chan
 	}
 }
 
+// success is the answer of every envelope ordered. gRPC only reads it (a
+// message may be marshalled by several goroutines at once).
+var success = &ab.BroadcastResponse{Status: cb.Status_SUCCESS}
+
 // order produces a validated envelope; its answer comes with Kafka's
 // acknowledgement, or with the chain's refusal (not ready, halted).
 func (s *Server) order(ctx context.Context, j *broadcastJob) {
@@ -494,7 +498,7 @@ func (s *Server) order(ctx context.Context, j *broadcastJob) {
 			s.reject(j, err)
 			return
 		}
-		j.answer <- &ab.BroadcastResponse{Status: cb.Status_SUCCESS}
+		j.answer <- success
 	}
 	if j.isConfig {
 		j.chain.ConfigureAsync(ctx, j.env, j.seq, promise)

@@ -533,16 +533,18 @@ func (m *MSP) SatisfiesPrincipal(id Identity, p *mspb.MSPPrincipal) error {
 // errUnsatisfied is what satisfies returns when not asked to explain.
 var errUnsatisfied = fmt.Errorf("%w: not satisfied", ErrPrincipal)
 
-// unsatisfied returns why a principal is not satisfied: an error wrapping
-// ErrPrincipal, formatted when explain is set, else errUnsatisfied, which
-// costs nothing to make.
+// unsatisfied says whether to explain why a principal is not satisfied.
 type unsatisfied bool
 
-func (explain unsatisfied) errorf(format string, args ...any) error {
+// errorf returns an error wrapping ErrPrincipal that says why, as
+// format and the values args returns, when explaining; else
+// errUnsatisfied, without calling args: the values would escape to the
+// heap just to be dropped.
+func (explain unsatisfied) errorf(format string, args func() []any) error {
 	if !explain {
 		return errUnsatisfied
 	}
-	return fmt.Errorf("%w: "+format, append([]any{ErrPrincipal}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{ErrPrincipal}, args()...)...)
 }
 
 // satisfies checks p for an identity already validated with chain. A
@@ -561,7 +563,7 @@ func (m *MSP) satisfies(id Identity, chain []*x509.Certificate, p *mspb.MSPPrinc
 			return err
 		}
 		if role.GetMspIdentifier() != m.id {
-			return why.errorf("identity %q of %s is not of MSP %q", name, m.id, role.GetMspIdentifier())
+			return why.errorf("identity %q of %s is not of MSP %q", func() []any { return []any{name, m.id, role.GetMspIdentifier()} })
 		}
 		return m.hasRole(c, chain, role.GetRole(), why)
 	case mspb.MSPPrincipal_IDENTITY:
@@ -570,7 +572,7 @@ func (m *MSP) satisfies(id Identity, chain []*x509.Certificate, p *mspb.MSPPrinc
 			return fmt.Errorf("IDENTITY principal: %w", err)
 		}
 		if sid.GetMspid() != m.id || !pc.Equal(c) {
-			return why.errorf("identity %q of %s is not the principal's identity", name, m.id)
+			return why.errorf("identity %q of %s is not the principal's identity", func() []any { return []any{name, m.id} })
 		}
 		return nil
 	case mspb.MSPPrincipal_ORGANIZATION_UNIT:
@@ -579,13 +581,13 @@ func (m *MSP) satisfies(id Identity, chain []*x509.Certificate, p *mspb.MSPPrinc
 			return fmt.Errorf("%w: decoding OrganizationUnit: %w", ErrMalformed, err)
 		}
 		if ou.GetMspIdentifier() != m.id {
-			return why.errorf("identity %q of %s is not of MSP %q", name, m.id, ou.GetMspIdentifier())
+			return why.errorf("identity %q of %s is not of MSP %q", func() []any { return []any{name, m.id, ou.GetMspIdentifier()} })
 		}
 		if !slices.Contains(c.Subject.OrganizationalUnit, ou.GetOrganizationalUnitIdentifier()) {
-			return why.errorf("identity %q of %s lacks OU %q", name, m.id, ou.GetOrganizationalUnitIdentifier())
+			return why.errorf("identity %q of %s lacks OU %q", func() []any { return []any{name, m.id, ou.GetOrganizationalUnitIdentifier()} })
 		}
 		if len(ou.GetCertifiersIdentifier()) > 0 && !bytes.Equal(ou.GetCertifiersIdentifier(), certifiersID(chain)) {
-			return why.errorf("identity %q of %s has OU %q from another certifier", name, m.id, ou.GetOrganizationalUnitIdentifier())
+			return why.errorf("identity %q of %s has OU %q from another certifier", func() []any { return []any{name, m.id, ou.GetOrganizationalUnitIdentifier()} })
 		}
 		return nil
 	default:
@@ -624,7 +626,7 @@ func (m *MSP) hasRole(c *x509.Certificate, chain []*x509.Certificate, role mspb.
 		if m.nodeOUs != nil && m.nodeOUs.admin != nil && hasOU(c, chain, m.nodeOUs.admin) {
 			return nil
 		}
-		return why.errorf("identity %q is not an admin of %s", name, m.id)
+		return why.errorf("identity %q is not an admin of %s", func() []any { return []any{name, m.id} })
 	case mspb.MSPRole_CLIENT:
 		want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.client })
 	case mspb.MSPRole_PEER:
@@ -641,7 +643,7 @@ func (m *MSP) hasRole(c *x509.Certificate, chain []*x509.Certificate, role mspb.
 		return fmt.Errorf("%w: MSP %s defines no OU for role %s", ErrPrincipal, m.id, role)
 	}
 	if !hasOU(c, chain, want) {
-		return why.errorf("identity %q of %s is not a %s", name, m.id, role)
+		return why.errorf("identity %q of %s is not a %s", func() []any { return []any{name, m.id, role} })
 	}
 	return nil
 }

@@ -251,11 +251,12 @@ var errIdle = errors.New("idle")
 // Broadcast answers each envelope of the stream with a BroadcastResponse,
 // in order. It is a pipeline: a reader receives envelopes while the
 // stream's and the server's byte budgets have room; each envelope is
-// validated by one of the server's validation goroutines (signature checks
-// are the costly part; at most GOMAXPROCS run at once); a dispatcher hands the
-// valid ones to the chain in stream order, so that they keep their order in
-// the log; a sender returns the answers in stream order as Kafka
-// acknowledges them, giving each envelope's bytes back to the budgets. At
+// validated by one of the server's validation goroutines (signature
+// checks are the costly part; at most GOMAXPROCS run at once); a
+// dispatcher hands the valid ones to the chain in stream order, so that
+// they keep their order in the log; a sender returns the answers in stream
+// order as Kafka acknowledges them, giving each envelope's bytes back to
+// the budgets. At
 // most the window's envelopes are between reading and answering. A stream
 // idle for the idle timeout is closed.
 func (s *Server) Broadcast(stream ab.AtomicBroadcast_BroadcastServer) error {

@@ -26,9 +26,10 @@ import (
 // ValidateNormal's and ValidateConfig's to check.
 //
 // Optional interfaces: BlockVerifier, for blocks pulled from other nodes
-// during catch-up; and ValidateDeliver(env *cb.Envelope) error, which a
-// Deliver service asks of the configuration before serving blocks
-// (BundleConfig has it).
+// during catch-up; HeadersValidator, for envelopes whose headers the
+// caller decoded (Chain.ProcessNormalHeaders); and ValidateDeliver(env
+// *cb.Envelope) error, which a Deliver service asks of the configuration
+// before serving blocks (BundleConfig has it).
 //
 // Implementations must be immutable and deterministic: every node must
 // reach the same verdict on the same envelope under the same configuration,

@@ -256,9 +256,8 @@ var errIdle = errors.New("idle")
 // dispatcher hands the valid ones to the chain in stream order, so that
 // they keep their order in the log; a sender returns the answers in stream
 // order as Kafka acknowledges them, giving each envelope's bytes back to
-// the budgets. At
-// most the window's envelopes are between reading and answering. A stream
-// idle for the idle timeout is closed.
+// the budgets. At most the window's envelopes are between reading and
+// answering. A stream idle for the idle timeout is closed.
 func (s *Server) Broadcast(stream ab.AtomicBroadcast_BroadcastServer) error {
 	release, err := openStream(s.broadcasts, "Broadcast")
 	if err != nil {

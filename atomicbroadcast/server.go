@@ -54,6 +54,18 @@ type Chain interface {
 
 var _ Chain = (*consensus.Chain)(nil)
 
+// HeadersProcessor is the optional interface of a Chain that validates a
+// normal envelope with the headers Broadcast decoded to route it, instead
+// of decoding them again (*consensus.Chain implements it). Broadcast uses
+// it in place of ProcessNormal when the chain has it.
+type HeadersProcessor interface {
+	// ProcessNormalHeaders is ProcessNormal of env, whose headers h are
+	// what protoutil.EnvelopeHeaders returned for env.
+	ProcessNormalHeaders(env *cb.Envelope, h *protoutil.Headers) (uint64, error)
+}
+
+var _ HeadersProcessor = (*consensus.Chain)(nil)
+
 // Channel is a channel the server serves: its chain, which Broadcast
 // orders with, and the ledger the chain writes, which Deliver reads.
 type Channel struct {
@@ -169,7 +181,7 @@ type Server struct {
 	binding      TLSBinding
 	throttle     *throttler // nil: no throttling
 	log          *slog.Logger
-	validators   chan struct{} // a token per validation running
+	validators   *validators   // run the validations, at most GOMAXPROCS at once
 	broadcasts   chan struct{} // a token per Broadcast stream served
 	delivers     chan struct{} // a token per Deliver stream served
 }
@@ -212,7 +224,7 @@ func NewServer(channels map[string]Channel, opts ...Option) (*Server, error) {
 		idleTimeout:  cfg.idleTimeout,
 		binding:      cfg.binding,
 		log:          cfg.log,
-		validators:   make(chan struct{}, runtime.GOMAXPROCS(0)),
+		validators:   newValidators(runtime.GOMAXPROCS(0)),
 		broadcasts:   make(chan struct{}, cfg.maxBroadcast),
 		delivers:     make(chan struct{}, cfg.maxDeliver),
 	}
@@ -239,13 +251,13 @@ var errIdle = errors.New("idle")
 // Broadcast answers each envelope of the stream with a BroadcastResponse,
 // in order. It is a pipeline: a reader receives envelopes while the
 // stream's and the server's byte budgets have room; each envelope is
-// validated on its own goroutine (signature checks are the costly part,
-// and at most GOMAXPROCS run at once per server); a dispatcher hands the
-// valid ones to the chain in stream order, so that they keep their order in
-// the log; a sender returns the answers in stream order as Kafka
-// acknowledges them, giving each envelope's bytes back to the budgets. At
-// most the window's envelopes are between reading and answering. A stream
-// idle for the idle timeout is closed.
+// validated by one of the server's validation goroutines (signature
+// checks are the costly part; at most GOMAXPROCS run at once); a
+// dispatcher hands the valid ones to the chain in stream order, so that
+// they keep their order in the log; a sender returns the answers in stream
+// order as Kafka acknowledges them, giving each envelope's bytes back to
+// the budgets. At most the window's envelopes are between reading and
+// answering. A stream idle for the idle timeout is closed.
 func (s *Server) Broadcast(stream ab.AtomicBroadcast_BroadcastServer) error {
 	release, err := openStream(s.broadcasts, "Broadcast")
 	if err != nil {
@@ -362,16 +374,13 @@ func (b *broadcastStream) receive(out chan<- *broadcastJob, inFlight chan<- stru
 			return ctx.Err()
 		}
 		j := &broadcastJob{env: env, size: size, validated: make(chan struct{}), answer: make(chan *ab.BroadcastResponse, 1)}
-		select {
-		case s.validators <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		go func() {
+		err = s.validators.run(ctx, func() {
 			s.validate(ctx, j)
-			<-s.validators
 			close(j.validated)
-		}()
+		})
+		if err != nil {
+			return err
+		}
 		select {
 		case out <- j:
 		case <-ctx.Done():
@@ -430,7 +439,11 @@ func (s *Server) process(ctx context.Context, j *broadcastJob) error {
 	}
 	switch class {
 	case normalMsg:
-		j.seq, err = ch.Chain.ProcessNormal(j.env)
+		if hp, ok := ch.Chain.(HeadersProcessor); ok {
+			j.seq, err = hp.ProcessNormalHeaders(j.env, h)
+		} else {
+			j.seq, err = ch.Chain.ProcessNormal(j.env)
+		}
 	case configMsg:
 		j.isConfig = true
 		j.seq, err = ch.Chain.ProcessConfig(j.env)
@@ -473,6 +486,10 @@ func (s *Server) dispatch(ctx context.Context, in <-chan *broadcastJob, out chan
 	}
 }
 
+// success is the answer of every envelope ordered. gRPC only reads it (a
+// message may be marshalled by several goroutines at once).
+var success = &ab.BroadcastResponse{Status: cb.Status_SUCCESS}
+
 // order produces a validated envelope; its answer comes with Kafka's
 // acknowledgement, or with the chain's refusal (not ready, halted).
 func (s *Server) order(ctx context.Context, j *broadcastJob) {
@@ -481,7 +498,7 @@ func (s *Server) order(ctx context.Context, j *broadcastJob) {
 			s.reject(j, err)
 			return
 		}
-		j.answer <- &ab.BroadcastResponse{Status: cb.Status_SUCCESS}
+		j.answer <- success
 	}
 	if j.isConfig {
 		j.chain.ConfigureAsync(ctx, j.env, j.seq, promise)

@@ -226,6 +226,9 @@ func TestValidateNormal(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("pass%d/%s", pass, tt.name), func(t *testing.T) {
 				err := b.ValidateNormal(tt.env)
+				if h, herr := protoutil.EnvelopeHeaders(tt.env); herr == nil {
+					require.Equal(t, fmt.Sprint(err), fmt.Sprint(b.ValidateNormalHeaders(tt.env, h)), "with the headers decoded by the caller")
+				}
 				if tt.want == nil {
 					require.NoError(t, err)
 					return

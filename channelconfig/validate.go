@@ -24,7 +24,16 @@ import (
 // The creator is deserialized, validated and its signature verified once;
 // the policy is evaluated with that result.
 func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
-	h, creator, err := b.checkEnvelope(env)
+	return b.ValidateNormalHeaders(env, nil)
+}
+
+// ValidateNormalHeaders is ValidateNormal of env whose headers h the
+// caller decoded with protoutil.EnvelopeHeaders (to route env, say), so
+// that they are not decoded again; a nil h is decoded here. h must be
+// what protoutil.EnvelopeHeaders returned for env: the signature is
+// verified over env's payload, the creator and channel read from h.
+func (b *Bundle) ValidateNormalHeaders(env *cb.Envelope, h *protoutil.Headers) error {
+	h, creator, err := b.checkEnvelope(env, h)
 	if err != nil {
 		return err
 	}
@@ -39,7 +48,7 @@ func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
 // valid (else ErrForbidden), whose signature verifies (else
 // ErrBadSignature) and satisfies the Readers policy (else ErrForbidden).
 func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
-	h, creator, err := b.checkEnvelope(env)
+	h, creator, err := b.checkEnvelope(env, nil)
 	if err != nil {
 		return err
 	}
@@ -60,7 +69,7 @@ func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
 // policy (else ErrForbidden). The new configuration must pass NewBundle
 // (else ErrMalformed); the new Bundle keeps b's options.
 func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
-	h, _, err := b.checkEnvelope(env)
+	h, _, err := b.checkEnvelope(env, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -154,18 +163,20 @@ func signedData(env *cb.Envelope, h *protoutil.Headers) msp.SignedData {
 	return msp.SignedData{Data: env.GetPayload(), Identity: h.SignatureHeader.GetCreator(), Signature: env.GetSignature()}
 }
 
-// checkEnvelope runs the checks shared by every kind of envelope: headers,
-// channel, creator validity and signature. (The envelope's size against
-// AbsoluteMaxBytes is the ordering node's check, not the configuration's.) It
-// returns the headers and the creator's checked signature, which policies
-// are then evaluated with.
-func (b *Bundle) checkEnvelope(env *cb.Envelope) (*protoutil.Headers, *msp.CheckedSignatures, error) {
+// checkEnvelope runs the checks shared by every kind of envelope: headers
+// (decoded unless h gives them), channel, creator validity and signature.
+// (The envelope's size against AbsoluteMaxBytes is the ordering node's
+// check, not the configuration's.) It returns the headers and the
+// creator's checked signature, which policies are then evaluated with.
+func (b *Bundle) checkEnvelope(env *cb.Envelope, h *protoutil.Headers) (*protoutil.Headers, *msp.CheckedSignatures, error) {
 	if env == nil {
 		return nil, nil, fmt.Errorf("%w: channel %s: nil envelope", ErrMalformed, b.ChannelID())
 	}
-	h, err := protoutil.EnvelopeHeaders(env)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: channel %s: %w", ErrMalformed, b.ChannelID(), err)
+	if h == nil {
+		var err error
+		if h, err = protoutil.EnvelopeHeaders(env); err != nil {
+			return nil, nil, fmt.Errorf("%w: channel %s: %w", ErrMalformed, b.ChannelID(), err)
+		}
 	}
 	if got := h.ChannelHeader.GetChannelId(); got != b.ChannelID() {
 		return nil, nil, fmt.Errorf("%w: envelope for channel %q sent to channel %s", ErrWrongChannel, got, b.ChannelID())

@@ -15,8 +15,9 @@ type BundleConfig struct {
 }
 
 var (
-	_ ChannelConfig = BundleConfig{}
-	_ BlockVerifier = BundleConfig{}
+	_ ChannelConfig    = BundleConfig{}
+	_ BlockVerifier    = BundleConfig{}
+	_ HeadersValidator = BundleConfig{}
 )
 
 // BatchLimits returns the bundle's batch size as block cutter limits.
@@ -57,9 +58,10 @@ type FabricConfig struct {
 }
 
 var (
-	_ ChannelConfig = FabricConfig{}
-	_ BlockVerifier = FabricConfig{}
-	_ ConfigUpdater = FabricConfig{}
+	_ ChannelConfig    = FabricConfig{}
+	_ BlockVerifier    = FabricConfig{}
+	_ ConfigUpdater    = FabricConfig{}
+	_ HeadersValidator = FabricConfig{}
 )
 
 // ValidateConfig validates a CONFIG envelope and returns the configuration

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
@@ -332,6 +333,17 @@ func TestChainLifecycle(t *testing.T) {
 	require.NoError(t, c.WaitReady(ctx))
 	seq, err := ch.ProcessNormal(env)
 	require.NoError(t, err)
+	// The same verdicts with the headers decoded by the caller.
+	h, err := protoutil.EnvelopeHeaders(env)
+	require.NoError(t, err)
+	hseq, err := ch.ProcessNormalHeaders(env, h)
+	require.NoError(t, err)
+	require.Equal(t, seq, hseq)
+	other := envelope(c, "otherchannel", []byte("tx"))
+	oh, err := protoutil.EnvelopeHeaders(other)
+	require.NoError(t, err)
+	_, err = ch.ProcessNormalHeaders(other, oh)
+	require.ErrorIs(t, err, channelconfig.ErrWrongChannel)
 	require.NoError(t, ch.Order(ctx, env, seq))
 	require.ErrorIs(t, ch.Order(ctx, env, seq+1), consensus.ErrStaleConfig)
 

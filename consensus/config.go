@@ -26,9 +26,10 @@ import (
 // ValidateNormal's and ValidateConfig's to check.
 //
 // Optional interfaces: BlockVerifier, for blocks pulled from other nodes
-// during catch-up; and ValidateDeliver(env *cb.Envelope) error, which a
-// Deliver service asks of the configuration before serving blocks
-// (BundleConfig has it).
+// during catch-up; HeadersValidator, for envelopes whose headers the
+// caller decoded (Chain.ProcessNormalHeaders); and ValidateDeliver(env
+// *cb.Envelope) error, which a Deliver service asks of the configuration
+// before serving blocks (BundleConfig has it).
 //
 // Implementations must be immutable and deterministic: every node must
 // reach the same verdict on the same envelope under the same configuration,
@@ -49,6 +50,18 @@ type ChannelConfig interface {
 	// configuration and returns the configuration it establishes, whose
 	// Sequence is this one's plus one.
 	ValidateConfig(env *cb.Envelope) (ChannelConfig, error)
+}
+
+// HeadersValidator is the optional interface of a ChannelConfig that
+// validates a normal envelope whose headers its caller already decoded
+// with protoutil.EnvelopeHeaders, so that they are not decoded twice
+// (BundleConfig and FabricConfig implement it). Chain.ProcessNormalHeaders
+// uses it.
+type HeadersValidator interface {
+	// ValidateNormalHeaders is ValidateNormal of env, whose headers are h:
+	// what protoutil.EnvelopeHeaders returned for env, which neither side
+	// modifies.
+	ValidateNormalHeaders(env *cb.Envelope, h *protoutil.Headers) error
 }
 
 // ConfigUpdater is the optional interface of a ChannelConfig that

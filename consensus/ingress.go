@@ -14,6 +14,7 @@ import (
 
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
 // This file is the chain's ingress: validating envelopes against the
@@ -256,6 +257,20 @@ func reasonOf(err error) string {
 // policy).
 func (ch *Chain) ProcessNormal(env *cb.Envelope) (uint64, error) {
 	return ch.process(env, func(cfg ChannelConfig) error { return cfg.ValidateNormal(env) })
+}
+
+// ProcessNormalHeaders is ProcessNormal of env whose headers h the caller
+// decoded with protoutil.EnvelopeHeaders (to route env, as Broadcast
+// does): a configuration that is a HeadersValidator validates env with h
+// instead of decoding them again. h must be what protoutil.EnvelopeHeaders
+// returned for env.
+func (ch *Chain) ProcessNormalHeaders(env *cb.Envelope, h *protoutil.Headers) (uint64, error) {
+	return ch.process(env, func(cfg ChannelConfig) error {
+		if hv, ok := cfg.(HeadersValidator); ok && h != nil {
+			return hv.ValidateNormalHeaders(env, h)
+		}
+		return cfg.ValidateNormal(env)
+	})
 }
 
 // ProcessConfig validates a config envelope against the configuration in

@@ -289,7 +289,7 @@ func configSignedData(cue *cb.ConfigUpdateEnvelope) ([]msp.SignedData, error) {
 // not pass initial checks: ...", "error applying config update to
 // existing channel 'fabchannel': error authorizing update: ...".
 func (b *Bundle) ProcessConfigUpdate(env *cb.Envelope, signer Signer) (*cb.Envelope, error) {
-	if err := b.checkFilters(env, cb.HeaderType_CONFIG_UPDATE); err != nil {
+	if err := b.checkFilters(env, nil, cb.HeaderType_CONFIG_UPDATE); err != nil {
 		return nil, withPrefix(err, "config update for existing channel did not pass initial checks")
 	}
 	ce, _, err := b.propose(env)
@@ -300,7 +300,7 @@ func (b *Bundle) ProcessConfigUpdate(env *cb.Envelope, signer Signer) (*cb.Envel
 	if err != nil {
 		return nil, err
 	}
-	if err := b.checkFilters(out, cb.HeaderType_CONFIG); err != nil {
+	if err := b.checkFilters(out, nil, cb.HeaderType_CONFIG); err != nil {
 		return nil, withPrefix(err, "config update for existing channel did not pass final checks")
 	}
 	return out, nil

@@ -23,7 +23,16 @@ import (
 // the payload verifies (else ErrBadSignature); its creator's signature
 // satisfies /Channel/Writers (else ErrForbidden).
 func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
-	return b.checkFilters(env, -1)
+	return b.checkFilters(env, nil, -1)
+}
+
+// ValidateNormalHeaders is ValidateNormal of env whose headers h the
+// caller decoded with protoutil.EnvelopeHeaders (to route env, say), so
+// that they are not decoded again; a nil h is decoded here. h must be
+// what protoutil.EnvelopeHeaders returned for env: the signature is
+// verified over env's payload, the creator and channel read from h.
+func (b *Bundle) ValidateNormalHeaders(env *cb.Envelope, h *protoutil.Headers) error {
+	return b.checkFilters(env, h, -1)
 }
 
 // ValidateDeliver checks a Deliver request: a DELIVER_SEEK_INFO envelope for
@@ -31,7 +40,7 @@ func (b *Bundle) ValidateNormal(env *cb.Envelope) error {
 // valid (else ErrForbidden), whose signature verifies (else
 // ErrBadSignature) and satisfies /Channel/Readers (else ErrForbidden).
 func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
-	h, creator, err := b.checkEnvelope(env)
+	h, creator, err := b.checkEnvelope(env, nil)
 	if err != nil {
 		return err
 	}
@@ -62,7 +71,7 @@ func (b *Bundle) ValidateDeliver(env *cb.Envelope) error {
 //
 // The new Bundle keeps b's options.
 func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
-	if err := b.checkFilters(env, cb.HeaderType_CONFIG); err != nil {
+	if err := b.checkFilters(env, nil, cb.HeaderType_CONFIG); err != nil {
 		return nil, err
 	}
 	_, ce, err := decodeConfigEnvelope(env)
@@ -94,8 +103,8 @@ func (b *Bundle) ValidateConfig(env *cb.Envelope) (*Bundle, error) {
 // checkFilters applies the checks of Fabric's Broadcast filters to env: its
 // size, headers, channel, header type (want; -1 for any type of a normal
 // message), creator and signature, and /Channel/Writers.
-func (b *Bundle) checkFilters(env *cb.Envelope, want cb.HeaderType) error {
-	h, creator, err := b.checkEnvelope(env)
+func (b *Bundle) checkFilters(env *cb.Envelope, h *protoutil.Headers, want cb.HeaderType) error {
+	h, creator, err := b.checkEnvelope(env, h)
 	if err != nil {
 		return err
 	}
@@ -109,17 +118,19 @@ func (b *Bundle) checkFilters(env *cb.Envelope, want cb.HeaderType) error {
 	return b.evaluate(ChannelWriters, creator)
 }
 
-// checkEnvelope runs the checks shared by every kind of envelope: headers,
-// channel, creator validity and signature. It
-// returns the headers and the creator's checked signature, which policies
-// are then evaluated with.
-func (b *Bundle) checkEnvelope(env *cb.Envelope) (*protoutil.Headers, *msp.CheckedSignatures, error) {
+// checkEnvelope runs the checks shared by every kind of envelope: headers
+// (decoded unless h gives them), channel, creator validity and signature.
+// It returns the headers and the creator's checked signature, which
+// policies are then evaluated with.
+func (b *Bundle) checkEnvelope(env *cb.Envelope, h *protoutil.Headers) (*protoutil.Headers, *msp.CheckedSignatures, error) {
 	if env == nil {
 		return nil, nil, fmt.Errorf("%w: channel %s: nil envelope", channelconfig.ErrMalformed, b.channelID)
 	}
-	h, err := protoutil.EnvelopeHeaders(env)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: channel %s: %w", channelconfig.ErrMalformed, b.channelID, err)
+	if h == nil {
+		var err error
+		if h, err = protoutil.EnvelopeHeaders(env); err != nil {
+			return nil, nil, fmt.Errorf("%w: channel %s: %w", channelconfig.ErrMalformed, b.channelID, err)
+		}
 	}
 	if got := h.ChannelHeader.GetChannelId(); got != b.channelID {
 		return nil, nil, fmt.Errorf("%w: envelope for channel %q sent to channel %s", channelconfig.ErrWrongChannel, got, b.channelID)

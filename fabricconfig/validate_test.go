@@ -1,6 +1,7 @@
 package fabricconfig_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 
@@ -130,6 +131,9 @@ func TestFixtureNormalEnvelopes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := b.ValidateNormal(tt.env)
+			if h, herr := protoutil.EnvelopeHeaders(tt.env); herr == nil {
+				require.Equal(t, fmt.Sprint(err), fmt.Sprint(b.ValidateNormalHeaders(tt.env, h)), "with the headers decoded by the caller")
+			}
 			require.Equal(t, tt.status, status(err), "error %v", err)
 			if tt.want != nil {
 				require.ErrorIs(t, err, tt.want)

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
+	"github.com/kafkaconsensus/kafkaconsensus/msp"
+	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 )
 
 // BenchmarkDeserializeValidate measures what validating a creator costs:
@@ -33,5 +35,29 @@ func BenchmarkDeserializeValidate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkEvaluate measures CheckedSignatures.Evaluate of Fabric's sample
+// Writers policy of an organisation, OR('Org1MSP.admin', 'Org1MSP.client'),
+// with a client's signature checked once: the admin principal fails on the
+// way to the client one, as for every transaction.
+func BenchmarkEvaluate(b *testing.B) {
+	ca := testutil.NewCA(b, "Org1MSP", testutil.WithNodeOUs())
+	client := ca.Issue("client", testutil.WithOU(msptest.OUClient))
+	mgr := testutil.Manager(b, ca)
+	policy, err := msp.FromString("OR('Org1MSP.admin', 'Org1MSP.client')")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs := mgr.CheckSignatures([]msp.SignedData{client.SignedData([]byte("tx"))})
+	if err := cs.Err(0); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := cs.Evaluate(policy); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

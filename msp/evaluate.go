@@ -131,7 +131,11 @@ func (cs *CheckedSignatures) evaluate(env *cb.SignaturePolicyEnvelope) error {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s with %d valid signer(s)", Describe(env), n)
 	if len(e.missing) > 0 {
-		fmt.Fprintf(&sb, "; unsatisfied: %s", strings.Join(dedupStrings(e.missing), ", "))
+		missing := make([]string, len(e.missing))
+		for i, p := range e.missing {
+			missing[i] = describePrincipal(env, p)
+		}
+		fmt.Fprintf(&sb, "; unsatisfied: %s", strings.Join(dedupStrings(missing), ", "))
 	}
 	var rejected []string
 	for i, err := range cs.errs {
@@ -206,8 +210,8 @@ type evaluation struct {
 	env         *cb.SignaturePolicyEnvelope
 	signers     []signer
 	nPrincipals int
-	cache       []int8 // [signer*nPrincipals+principal]: 0 unknown, 1 satisfies, -1 does not
-	missing     []string
+	cache       []int8  // [signer*nPrincipals+principal]: 0 unknown, 1 satisfies, -1 does not
+	missing     []int32 // the principals of the SignedBys that failed, described if the policy fails
 }
 
 func (e *evaluation) eval(r *cb.SignaturePolicy, used []bool) bool {
@@ -220,7 +224,7 @@ func (e *evaluation) eval(r *cb.SignaturePolicy, used []bool) bool {
 			used[i] = true
 			return true
 		}
-		e.missing = append(e.missing, describePrincipal(e.env, t.SignedBy))
+		e.missing = append(e.missing, t.SignedBy)
 		return false
 	case *cb.SignaturePolicy_NOutOf_:
 		verified := int32(0)
@@ -243,7 +247,7 @@ func (e *evaluation) satisfies(signerIdx, principalIdx int) bool {
 		return v > 0
 	}
 	s := e.signers[signerIdx]
-	v := s.msp.satisfies(s.id, s.chain, e.env.GetIdentities()[principalIdx]) == nil
+	v := s.msp.satisfies(s.id, s.chain, e.env.GetIdentities()[principalIdx], false) == nil
 	e.cache[k] = -1
 	if v {
 		e.cache[k] = 1

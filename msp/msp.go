@@ -39,6 +39,7 @@ type MSP struct {
 	// successful validations by certificate DER. Both are bounded.
 	ids       *boundedCache[*identity]
 	valid     *boundedCache[*validation]
+	roles     *boundedCache[*mspb.MSPRole] // decoded ROLE principals by their bytes
 	cacheSize int
 }
 
@@ -106,6 +107,7 @@ func New(cfg *ccpb.MSPConfig, opts ...Option) (*MSP, error) {
 		now:       o.now,
 		ids:       newBoundedCache[*identity](o.cacheSize),
 		valid:     newBoundedCache[*validation](o.cacheSize),
+		roles:     newBoundedCache[*mspb.MSPRole](o.cacheSize),
 		cacheSize: o.cacheSize,
 	}
 	// In this order: the later steps check certificates against the CAs.
@@ -525,62 +527,52 @@ func (m *MSP) SatisfiesPrincipal(id Identity, p *mspb.MSPPrincipal) error {
 	if err != nil {
 		return err
 	}
-	return m.satisfies(id, chain, p)
+	return m.satisfies(id, chain, p, true)
 }
 
-// satisfies checks p for an identity already validated with chain.
-func (m *MSP) satisfies(id Identity, chain []*x509.Certificate, p *mspb.MSPPrincipal) error {
+// errUnsatisfied is what satisfies returns when not asked to explain.
+var errUnsatisfied = fmt.Errorf("%w: not satisfied", ErrPrincipal)
+
+// unsatisfied says whether to explain why a principal is not satisfied.
+type unsatisfied bool
+
+// errorf returns an error wrapping ErrPrincipal that says why, as
+// format and the values args returns, when explaining; else
+// errUnsatisfied, without calling args: the values would escape to the
+// heap just to be dropped.
+func (explain unsatisfied) errorf(format string, args func() []any) error {
+	if !explain {
+		return errUnsatisfied
+	}
+	return fmt.Errorf("%w: "+format, append([]any{ErrPrincipal}, args()...)...)
+}
+
+// satisfies checks p for an identity already validated with chain. A
+// principal the identity does not satisfy returns an error wrapping
+// ErrPrincipal that says why when explain is set, else errUnsatisfied: a
+// policy evaluation tries principals that fail on its way to one that
+// succeeds, and only needs to know which.
+func (m *MSP) satisfies(id Identity, chain []*x509.Certificate, p *mspb.MSPPrincipal, explain bool) error {
 	c := id.Certificate()
 	name := c.Subject.CommonName
+	why := unsatisfied(explain)
 	switch p.GetPrincipalClassification() {
 	case mspb.MSPPrincipal_ROLE:
-		role := new(mspb.MSPRole)
-		if err := proto.Unmarshal(p.GetPrincipal(), role); err != nil {
-			return fmt.Errorf("%w: decoding MSPRole: %w", ErrMalformed, err)
+		role, err := m.role(p.GetPrincipal())
+		if err != nil {
+			return err
 		}
 		if role.GetMspIdentifier() != m.id {
-			return fmt.Errorf("%w: identity %q of %s is not of MSP %q", ErrPrincipal, name, m.id, role.GetMspIdentifier())
+			return why.errorf("identity %q of %s is not of MSP %q", func() []any { return []any{name, m.id, role.GetMspIdentifier()} })
 		}
-		var want *ouIdentifier
-		switch role.GetRole() {
-		case mspb.MSPRole_MEMBER:
-			return nil
-		case mspb.MSPRole_ADMIN:
-			for _, a := range m.admins {
-				if a.Equal(c) {
-					return nil
-				}
-			}
-			if m.nodeOUs != nil && m.nodeOUs.admin != nil && hasOU(c, chain, m.nodeOUs.admin) {
-				return nil
-			}
-			return fmt.Errorf("%w: identity %q is not an admin of %s", ErrPrincipal, name, m.id)
-		case mspb.MSPRole_CLIENT:
-			want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.client })
-		case mspb.MSPRole_PEER:
-			want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.peer })
-		case mspb.MSPRole_ORDERER:
-			want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.orderer })
-		default:
-			return fmt.Errorf("%w: unknown role %d", ErrPrincipal, role.GetRole())
-		}
-		if m.nodeOUs == nil {
-			return fmt.Errorf("%w: role %s needs NodeOUs, which MSP %s does not enable", ErrPrincipal, role.GetRole(), m.id)
-		}
-		if want == nil {
-			return fmt.Errorf("%w: MSP %s defines no OU for role %s", ErrPrincipal, m.id, role.GetRole())
-		}
-		if !hasOU(c, chain, want) {
-			return fmt.Errorf("%w: identity %q of %s is not a %s", ErrPrincipal, name, m.id, role.GetRole())
-		}
-		return nil
+		return m.hasRole(c, chain, role.GetRole(), why)
 	case mspb.MSPPrincipal_IDENTITY:
 		sid, pc, err := decodeSerialized(p.GetPrincipal())
 		if err != nil {
 			return fmt.Errorf("IDENTITY principal: %w", err)
 		}
 		if sid.GetMspid() != m.id || !pc.Equal(c) {
-			return fmt.Errorf("%w: identity %q of %s is not the principal's identity", ErrPrincipal, name, m.id)
+			return why.errorf("identity %q of %s is not the principal's identity", func() []any { return []any{name, m.id} })
 		}
 		return nil
 	case mspb.MSPPrincipal_ORGANIZATION_UNIT:
@@ -589,18 +581,71 @@ func (m *MSP) satisfies(id Identity, chain []*x509.Certificate, p *mspb.MSPPrinc
 			return fmt.Errorf("%w: decoding OrganizationUnit: %w", ErrMalformed, err)
 		}
 		if ou.GetMspIdentifier() != m.id {
-			return fmt.Errorf("%w: identity %q of %s is not of MSP %q", ErrPrincipal, name, m.id, ou.GetMspIdentifier())
+			return why.errorf("identity %q of %s is not of MSP %q", func() []any { return []any{name, m.id, ou.GetMspIdentifier()} })
 		}
 		if !slices.Contains(c.Subject.OrganizationalUnit, ou.GetOrganizationalUnitIdentifier()) {
-			return fmt.Errorf("%w: identity %q of %s lacks OU %q", ErrPrincipal, name, m.id, ou.GetOrganizationalUnitIdentifier())
+			return why.errorf("identity %q of %s lacks OU %q", func() []any { return []any{name, m.id, ou.GetOrganizationalUnitIdentifier()} })
 		}
 		if len(ou.GetCertifiersIdentifier()) > 0 && !bytes.Equal(ou.GetCertifiersIdentifier(), certifiersID(chain)) {
-			return fmt.Errorf("%w: identity %q of %s has OU %q from another certifier", ErrPrincipal, name, m.id, ou.GetOrganizationalUnitIdentifier())
+			return why.errorf("identity %q of %s has OU %q from another certifier", func() []any { return []any{name, m.id, ou.GetOrganizationalUnitIdentifier()} })
 		}
 		return nil
 	default:
 		return fmt.Errorf("%w: unsupported principal classification %s", ErrPrincipal, p.GetPrincipalClassification())
 	}
+}
+
+// role returns the MSPRole that principal bytes b encode, decoded once
+// per MSP: policies name the same few roles again and again.
+func (m *MSP) role(b []byte) (*mspb.MSPRole, error) {
+	if r, ok := m.roles.get(b); ok {
+		return r, nil
+	}
+	r := new(mspb.MSPRole)
+	if err := proto.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("%w: decoding MSPRole: %w", ErrMalformed, err)
+	}
+	m.roles.put(b, r)
+	return r, nil
+}
+
+// hasRole returns nil when certificate c, validated with chain, has role
+// in this MSP, and why not otherwise.
+func (m *MSP) hasRole(c *x509.Certificate, chain []*x509.Certificate, role mspb.MSPRole_MSPRoleType, why unsatisfied) error {
+	name := c.Subject.CommonName
+	var want *ouIdentifier
+	switch role {
+	case mspb.MSPRole_MEMBER:
+		return nil
+	case mspb.MSPRole_ADMIN:
+		for _, a := range m.admins {
+			if a.Equal(c) {
+				return nil
+			}
+		}
+		if m.nodeOUs != nil && m.nodeOUs.admin != nil && hasOU(c, chain, m.nodeOUs.admin) {
+			return nil
+		}
+		return why.errorf("identity %q is not an admin of %s", func() []any { return []any{name, m.id} })
+	case mspb.MSPRole_CLIENT:
+		want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.client })
+	case mspb.MSPRole_PEER:
+		want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.peer })
+	case mspb.MSPRole_ORDERER:
+		want = m.nodeOUs.get(func(n *nodeOUs) *ouIdentifier { return n.orderer })
+	default:
+		return fmt.Errorf("%w: unknown role %d", ErrPrincipal, role)
+	}
+	if m.nodeOUs == nil {
+		return fmt.Errorf("%w: role %s needs NodeOUs, which MSP %s does not enable", ErrPrincipal, role, m.id)
+	}
+	if want == nil {
+		return fmt.Errorf("%w: MSP %s defines no OU for role %s", ErrPrincipal, m.id, role)
+	}
+	if !hasOU(c, chain, want) {
+		return why.errorf("identity %q of %s is not a %s", func() []any { return []any{name, m.id, role} })
+	}
+	return nil
 }
 
 func (n *nodeOUs) get(f func(*nodeOUs) *ouIdentifier) *ouIdentifier {

@@ -32,6 +32,38 @@
 //
 // The harness is internal/chainbench, shared with the ChainVsRaw benchmark
 // of package consensus.
+//
+// # The orderer's CPU per envelope (-ingress)
+//
+//	go run ./examples/bench -ingress
+//	go run ./examples/bench -ingress -ledger file -ingress-runs 9
+//	go run ./examples/bench -ingress -ingress-nodes 3 -json
+//	go run ./examples/bench -ingress -cpuprofile orderer.pprof
+//
+// -ingress measures instead what an ordering node costs per envelope
+// served through Broadcast, against the one cost validation cannot
+// avoid: an ECDSA P-256 signature verification. This process is the
+// node (the atomicbroadcast.Server on loopback gRPC, its chain, its
+// ledger) and nothing else: the embedded Kafka (-ingress-brokers, 1 by
+// default), the other nodes (-ingress-nodes, 1 by default) and the
+// clients run in child processes, this binary started again. The clients
+// sign their envelopes (1 KiB with -size, random data, a client of the
+// channel's application organisation) before each run, then send them on
+// -ingress-streams Broadcast streams (32), one connection each unless
+// -ingress-conns, each stream waiting for an answer before it sends its
+// next envelope. A run is -ingress-n envelopes (20,000).
+//
+// For each of -ingress-runs runs (5) it prints the node process's CPU
+// time (getrusage: user + system, its garbage collection included) from
+// the first envelope sent until the last acknowledged is in its ledger,
+// per envelope; the CPU time of one verification (msp.Identity.Verify of
+// such an envelope, timed over 2000 on one goroutine before and after the
+// run); and their ratio, then the medians and the ratios' spread. Only
+// the ratio carries to another machine. -ingress-format kafkaconsensus
+// uses this project's channel configuration instead of Fabric's config
+// tree (the default), -ledger file a file ledger that syncs every block,
+// -cpuprofile profiles the node over one more run. The harness is
+// internal/ingressbench.
 package main
 
 import (
@@ -48,6 +80,7 @@ import (
 	"time"
 
 	"github.com/kafkaconsensus/kafkaconsensus/internal/chainbench"
+	"github.com/kafkaconsensus/kafkaconsensus/internal/ingressbench"
 )
 
 var defaults = chainbench.DefaultConfig()
@@ -87,6 +120,14 @@ type pattern struct {
 }
 
 func main() {
+	if child, err := ingressbench.RunChild(); child {
+		// -ingress runs its Kafka, other nodes and clients in this binary
+		// started again.
+		if err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	flag.Parse()
 	log.SetFlags(0)
 	if err := run(os.Stdout); err != nil {
@@ -180,6 +221,11 @@ func (p pattern) envelopes() int {
 }
 
 func run(out io.Writer) error {
+	if *ingress {
+		ctx, cancel := context.WithTimeout(context.Background(), *deadline)
+		defer cancel()
+		return runIngress(ctx, out)
+	}
 	if *channels > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), *deadline)
 		defer cancel()

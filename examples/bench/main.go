@@ -88,7 +88,7 @@ var defaults = chainbench.DefaultConfig()
 var (
 	patterns = flag.String("patterns", strings.Join([]string{oneAtATime, callersPat, pipelined}, ","), "patterns to measure, in order")
 	total    = flag.Int("n", 100000, "envelopes per side of the callers and pipelined patterns")
-	totalOne = flag.Int("n-one", 1000, "envelopes per side of one-at-a-time, and at most per caller of callers")
+	totalOne = flag.Int("n-one", 4000, "envelopes per side of one-at-a-time, and at most per caller of callers")
 	rounds   = flag.Int("rounds", 4, "rounds per side and pattern; chain and raw rounds alternate")
 	callers  = flag.Int("callers", 64, "concurrent callers of the callers pattern")
 	sweep    = flag.String("sweep", "", "comma-separated caller counts measured by the callers pattern instead of -callers, e.g. 1,4,16,64")

@@ -310,7 +310,14 @@ func TestChainDropConnectionsWhileOrdering(t *testing.T) {
 				octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				// "maybe:": if Order fails, the envelope may still be in the log.
 				p := fmt.Sprintf("maybe:%s/drop/%d/%d", ch, g, i)
-				err := c.Node(g%c.Len()).Order(octx, ch, envelope(c, ch, []byte(p)))
+				env := envelope(c, ch, []byte(p))
+				err := c.Node(g%c.Len()).Order(octx, ch, env)
+				// A node that cannot consume for a while refuses envelopes
+				// (nothing produced): a client tries again, as it would.
+				for errors.Is(err, consensus.ErrNotReady) && octx.Err() == nil {
+					time.Sleep(20 * time.Millisecond)
+					err = c.Node(g%c.Len()).Order(octx, ch, env)
+				}
 				cancel()
 				if err == nil {
 					acks.add(ch, p)

@@ -3,6 +3,8 @@ package consensus_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,13 +42,23 @@ func itKafka(t *testing.T) *consensustest.Kafka {
 // itCluster creates and starts a cluster on k and waits until it is ready.
 func itCluster(t *testing.T, ctx context.Context, k *consensustest.Kafka, opts ...consensustest.ClusterOption) *consensustest.Cluster {
 	t.Helper()
-	opts = append([]consensustest.ClusterOption{consensustest.WithBatchTimeout(30 * time.Millisecond)}, opts...)
+	// The nodes' warnings only with -v: the fault tests cause many.
+	opts = append([]consensustest.ClusterOption{consensustest.WithBatchTimeout(30 * time.Millisecond), consensustest.WithNodeLogger(testLogger())}, opts...)
 	c, err := consensustest.NewCluster(k.Addrs(), opts...)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	require.NoError(t, c.Start(ctx))
 	require.NoError(t, c.WaitReady(ctx))
 	return c
+}
+
+// testLogger is the nodes' logger of the tests: warnings with -v,
+// nothing otherwise.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // envelope returns an envelope for channel carrying data, signed by c's

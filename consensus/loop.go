@@ -196,7 +196,9 @@ func (ch *Chain) probe() {
 		ch.quiet.Reset("fetch")
 		ch.consumeFrom()
 		ch.log.Info("consuming again", "next_offset", ch.core.Position())
-		ch.setState(func(s *state) { s.status, s.cause = statusReady, nil })
+		// A catch-up may have replaced the core: publish its gate.
+		resub := ch.core.Resubmitting()
+		ch.setState(func(s *state) { s.status, s.cause, s.resubmitting = statusReady, nil, resub })
 	}
 }
 

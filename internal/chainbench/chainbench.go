@@ -42,6 +42,7 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
+	"github.com/kafkaconsensus/kafkaconsensus/internal/cputime"
 	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
@@ -537,7 +538,7 @@ func (h *Harness) Measure(ctx context.Context, r Run) (Result, error) {
 			if r.Timer != nil {
 				r.Timer.StartTimer()
 			}
-			c := processCPU()
+			c := cputime.Process()
 			t := time.Now()
 			l, err := h.chainRound(ctx, n, r)
 			ct = time.Since(t)
@@ -546,7 +547,7 @@ func (h *Harness) Measure(ctx context.Context, r Run) (Result, error) {
 			}
 			// The round's garbage is its own cost, not the next round's.
 			runtime.GC()
-			chainCPU += processCPU() - c
+			chainCPU += cputime.Process() - c
 			chainTime += ct
 			lat = append(lat, l...)
 			return err
@@ -555,12 +556,12 @@ func (h *Harness) Measure(ctx context.Context, r Run) (Result, error) {
 			if r.ChainOnly {
 				return nil
 			}
-			c := processCPU()
+			c := cputime.Process()
 			t := time.Now()
 			l, err := h.rawRound(ctx, n, r)
 			rt = time.Since(t)
 			runtime.GC()
-			rawCPU += processCPU() - c
+			rawCPU += cputime.Process() - c
 			rawTime += rt
 			rawLat = append(rawLat, l...)
 			return err

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkaconsensus/kafkaconsensus/internal/cputime"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -49,7 +50,7 @@ func TestMeasureSmall(t *testing.T) {
 		assert.Positive(t, res.RawP50, "%+v", r)
 		assert.GreaterOrEqual(t, res.RawP99, res.RawP50, "%+v", r)
 		assert.Positive(t, res.MedianRoundRatio, "%+v", r)
-		if processCPU() > 0 {
+		if cputime.Process() > 0 {
 			assert.Positive(t, res.ChainCPU, "%+v", r)
 			assert.Positive(t, res.RawCPU, "%+v", r)
 		}

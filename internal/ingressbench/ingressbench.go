@@ -48,6 +48,7 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/channelconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/fabricconfig"
+	"github.com/kafkaconsensus/kafkaconsensus/internal/cputime"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	"github.com/kafkaconsensus/kafkaconsensus/msp/msptest"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
@@ -192,7 +193,7 @@ func Start(ctx context.Context, cfg Config) (h *Harness, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if processCPU() == 0 {
+	if cputime.Process() == 0 {
 		return nil, errors.New("ingressbench: the process's CPU time cannot be read on this platform")
 	}
 	h = &Harness{cfg: cfg}
@@ -374,7 +375,7 @@ func (h *Harness) measure(ctx context.Context, n int, profile io.Writer) (Result
 	}
 	base := h.node.ledger.envelopes.Load()
 	runtime.GC()
-	cpu, start := processCPU(), time.Now()
+	cpu, start := cputime.Process(), time.Now()
 	if profile != nil {
 		if err := pprof.StartCPUProfile(profile); err != nil {
 			return Result{}, err
@@ -390,7 +391,7 @@ func (h *Harness) measure(ctx context.Context, n int, profile io.Writer) (Result
 	wall := time.Since(start)
 	// The garbage of the measurement is its cost.
 	runtime.GC()
-	cpu = processCPU() - cpu
+	cpu = cputime.Process() - cpu
 	after, err := h.verifyCPU()
 	if err != nil {
 		return Result{}, err
@@ -427,14 +428,14 @@ func (h *Harness) waitLedger(ctx context.Context, want int64) error {
 // over Config.Verifies of them, garbage collection included.
 func (h *Harness) verifyCPU() (time.Duration, error) {
 	runtime.GC()
-	c := processCPU()
+	c := cputime.Process()
 	for range h.cfg.Verifies {
 		if err := h.verifier.Verify(h.probe.Payload, h.probe.Signature); err != nil {
 			return 0, err
 		}
 	}
 	runtime.GC()
-	return (processCPU() - c) / time.Duration(h.cfg.Verifies), nil
+	return (cputime.Process() - c) / time.Duration(h.cfg.Verifies), nil
 }
 
 // Close stops the clients, the node, the other nodes and the Kafka, and

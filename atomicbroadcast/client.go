@@ -10,8 +10,34 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
-// The client side of Deliver, which PeerSource uses and a client of an
-// orderer may use too.
+// The client side of Broadcast and Deliver, which PeerSource uses and a
+// client of an orderer may use too.
+
+// BroadcastOne sends env on a new Broadcast stream of client and returns
+// the server's answer; a status other than SUCCESS is an answer, not an
+// error. It returns an error when the stream cannot be opened or breaks
+// before the answer. A stream for each envelope costs a round trip each:
+// to send many, keep one stream open and read the answers, which come in
+// order, while sending.
+func BroadcastOne(ctx context.Context, client ab.AtomicBroadcastClient, env *cb.Envelope) (*ab.BroadcastResponse, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Broadcast(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(env); err != nil {
+		return nil, err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	r, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("stream ended without an answer")
+	}
+	return r, err
+}
 
 // NewSeekEnvelope returns a Deliver request: a DELIVER_SEEK_INFO envelope
 // for channel carrying info, signed by signer (see

@@ -17,6 +17,14 @@
 //	ab.RegisterAtomicBroadcastServer(gs, srv)
 //	err = gs.Serve(atomicbroadcast.LimitListener(listener, atomicbroadcast.DefaultMaxConnections))
 //
+// A client sends one envelope with BroadcastOne and reads blocks with
+// ReadBlocks and a NewSeekEnvelope request:
+//
+//	client := ab.NewAtomicBroadcastClient(conn)
+//	resp, err := atomicbroadcast.BroadcastOne(ctx, client, env)
+//	seek, err := atomicbroadcast.NewSeekEnvelope(signer, "mychannel", seekInfo)
+//	status, err := atomicbroadcast.ReadBlocks(ctx, client, seek, func(b *cb.Block) error { ... })
+//
 // A node that should catch up from the others when Kafka no longer holds
 // the records it needs gives the consenter a PeerSource per other node:
 //

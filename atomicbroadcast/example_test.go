@@ -81,26 +81,16 @@ func Example() {
 	}
 	defer conn.Close()
 	client := ab.NewAtomicBroadcastClient(conn)
-	stream, err := client.Broadcast(ctx)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	env, err := cluster.Envelope(channel, []byte("hello"))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	if err := stream.Send(env); err != nil {
-		fmt.Println(err)
-		return
-	}
-	resp, err := stream.Recv()
+	resp, err := atomicbroadcast.BroadcastOne(ctx, client, env)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	stream.CloseSend()
 	fmt.Println("broadcast:", resp.GetStatus())
 
 	// Deliver block 1, the first after the genesis block, as a reader of

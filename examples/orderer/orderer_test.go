@@ -169,12 +169,8 @@ func broadcastOne(t *testing.T, c ab.AtomicBroadcastClient, env *cb.Envelope) *a
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := c.Broadcast(ctx)
+	r, err := atomicbroadcast.BroadcastOne(ctx, c, env)
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(env))
-	r, err := stream.Recv()
-	require.NoError(t, err)
-	require.NoError(t, stream.CloseSend())
 	return r
 }
 

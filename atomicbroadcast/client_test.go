@@ -1,0 +1,85 @@
+package atomicbroadcast
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+)
+
+// scriptedBroadcast is a Broadcast server that answers each stream with
+// answer, called with the envelope it received.
+type scriptedBroadcast struct {
+	ab.UnimplementedAtomicBroadcastServer
+	answer func(*cb.Envelope, grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error
+}
+
+func (s scriptedBroadcast) Broadcast(stream grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error {
+	env, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	return s.answer(env, stream)
+}
+
+// serveScripted runs s on loopback until the test ends and returns a
+// client.
+func serveScripted(t *testing.T, s scriptedBroadcast) ab.AtomicBroadcastClient {
+	t.Helper()
+	gs := grpc.NewServer()
+	ab.RegisterAtomicBroadcastServer(gs, s)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); gs.Serve(ln) }()
+	t.Cleanup(func() { gs.Stop(); wg.Wait() })
+	return dial(t, ln.Addr().String())
+}
+
+// TestBroadcastOne checks BroadcastOne's answers and errors: the server's
+// answer whatever its status, an error for a stream that ends without an
+// answer or breaks, and for a context that ends first.
+func TestBroadcastOne(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env := &cb.Envelope{Payload: []byte("payload")}
+
+	echo := serveScripted(t, scriptedBroadcast{answer: func(e *cb.Envelope, s grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error {
+		return s.Send(&ab.BroadcastResponse{Status: cb.Status_BAD_REQUEST, Info: string(e.GetPayload())})
+	}})
+	r, err := BroadcastOne(ctx, echo, env)
+	require.NoError(t, err, "a refusal is an answer")
+	require.Equal(t, cb.Status_BAD_REQUEST, r.GetStatus())
+	require.Equal(t, "payload", r.GetInfo(), "the server received the envelope")
+
+	silent := serveScripted(t, scriptedBroadcast{answer: func(*cb.Envelope, grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error {
+		return nil
+	}})
+	_, err = BroadcastOne(ctx, silent, env)
+	require.EqualError(t, err, "stream ended without an answer")
+
+	broken := serveScripted(t, scriptedBroadcast{answer: func(*cb.Envelope, grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error {
+		return status.Error(codes.Unavailable, "going away")
+	}})
+	_, err = BroadcastOne(ctx, broken, env)
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+
+	stuck := serveScripted(t, scriptedBroadcast{answer: func(_ *cb.Envelope, s grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error {
+		<-s.Context().Done()
+		return nil
+	}})
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelShort()
+	_, err = BroadcastOne(short, stuck, env)
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
+}

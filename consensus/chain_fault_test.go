@@ -50,6 +50,14 @@ func orderSome(t *testing.T, ctx context.Context, c *consensustest.Cluster, chan
 	}
 }
 
+// orderAndWait is orderSome, then waits until node 0's ledger holds every
+// envelope acks holds for channel.
+func orderAndWait(t *testing.T, ctx context.Context, c *consensustest.Cluster, channel, tag string, n int, acks *ackLog) {
+	t.Helper()
+	orderSome(t, ctx, c, channel, tag, n, acks)
+	waitOrdered(t, ctx, c, channel, acks.of(channel), 0)
+}
+
 // waitErrored waits until every chain's Errored channel is closed.
 func waitErrored(t *testing.T, c *consensustest.Cluster, channel string, within time.Duration) {
 	t.Helper()
@@ -116,8 +124,7 @@ func TestChainErroredWhileBrokersPaused(t *testing.T) {
 	}
 	require.NoError(t, k.Resume())
 	waitRecovered(t, ctx, c, ch, 20*time.Second)
-	orderSome(t, ctx, c, ch, "after", 15, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "after", 15, acks)
 }
 
 // TestChainErroredWhileFetchFails fails every fetch: the chains become
@@ -136,8 +143,7 @@ func TestChainErroredWhileFetchFails(t *testing.T) {
 	require.ErrorIs(t, c.Order(ctx, ch, envelope(c, ch, []byte("while failing"))), consensus.ErrNotReady)
 	fault.Remove()
 	waitRecovered(t, ctx, c, ch, 20*time.Second)
-	orderSome(t, ctx, c, ch, "after", 12, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "after", 12, acks)
 }
 
 // TestChainProduceFailsNonRetriably answers every produce request with a
@@ -212,8 +218,7 @@ func TestChainSkipsForeignRecords(t *testing.T) {
 		orderSome(t, ctx, c, ch, fmt.Sprint("round", round), 4, acks)
 		produceRaw(t, ctx, raw, ch, garbage)
 	}
-	orderSome(t, ctx, c, ch, "last", 7, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "last", 7, acks)
 	for i := range c.Len() {
 		require.NoError(t, c.Node(i).Chain(ch).Err())
 	}
@@ -228,8 +233,7 @@ func TestChainFutureTimeToCutSkipped(t *testing.T) {
 	c := itCluster(t, ctx, k)
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 10, acks)
 	h := c.Node(0).Ledger(ch).Height()
 
 	raw := rawClient(t, k)
@@ -237,8 +241,7 @@ func TestChainFutureTimeToCutSkipped(t *testing.T) {
 		ttc := protoutil.MarshalOrPanic(&ab.KafkaMessage{Type: &ab.KafkaMessage_TimeToCut{TimeToCut: &ab.KafkaMessageTimeToCut{BlockNumber: n}}})
 		produceRaw(t, ctx, raw, ch, ttc)
 	}
-	orderSome(t, ctx, c, ch, "after", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "after", 10, acks)
 	for i := range c.Len() {
 		require.NoError(t, c.Node(i).Chain(ch).Err(), "node %d", i)
 	}
@@ -339,8 +342,7 @@ func TestChainDropConnectionsWhileOrdering(t *testing.T) {
 	// acknowledged one must be ordered once, and nothing else.
 	require.Greater(t, len(acks.of(ch)), clients*perClient/2, "most envelopes get through despite %d drops", drops)
 	require.NoError(t, c.WaitReady(ctx))
-	orderSome(t, ctx, c, ch, "after", 5, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "after", 5, acks)
 }
 
 // TestChainCallerContextDoesNotFailOthers makes the brokers refuse writes

@@ -54,11 +54,9 @@ func TestLogRecordsMissingCatchUp(t *testing.T) {
 	c := itCluster(t, ctx, k)
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 10, acks)
 	c.Node(2).Stop()
-	orderSome(t, ctx, c, ch, "while-stopped", 25, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "while-stopped", 25, acks)
 	// A record after the last block, which no block persists.
 	produceRaw(t, ctx, rawClient(t, k), ch, []byte("not an orderer message"))
 	require.NoError(t, k.DeleteRecords(ctx, ch, endOffset(t, ctx, k, ch)))
@@ -73,8 +71,7 @@ func TestLogRecordsMissingCatchUp(t *testing.T) {
 	require.NoError(t, c.Node(0).Order(ctx, ch, envelope(c, ch, []byte(ch+"/after/first"))))
 	acks.add(ch, ch+"/after/first")
 	require.NoError(t, c.Node(2).WaitReady(ctx))
-	orderSome(t, ctx, c, ch, "after", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "after", 10, acks)
 }
 
 // TestLogRecordsMissingNoSource is TestLogRecordsMissingCatchUp without
@@ -86,12 +83,10 @@ func TestLogRecordsMissingNoSource(t *testing.T) {
 	c := itCluster(t, ctx, k, consensustest.WithoutBlockSources())
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 10, acks)
 	c.Node(2).Stop()
 	h := c.Node(2).Ledger(ch).Height()
-	orderSome(t, ctx, c, ch, "while-stopped", 25, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "while-stopped", 25, acks)
 	end := endOffset(t, ctx, k, ch)
 	require.NoError(t, k.DeleteRecords(ctx, ch, end))
 
@@ -121,8 +116,7 @@ func TestLogReplacedWhileNodeStopped(t *testing.T) {
 	c := itCluster(t, ctx, k)
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 20, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 20, acks)
 	c.Node(2).Stop()
 	require.NoError(t, k.DeleteTopic(ctx, ch))
 	heights := c.Heights(ch)
@@ -193,8 +187,7 @@ func TestLogReplacedWhileRunning(t *testing.T) {
 	c := itCluster(t, ctx, k, consensustest.WithNodeLogger(slog.New(lines)))
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 20, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 20, acks)
 	heights := c.Heights(ch)
 
 	require.NoError(t, k.DeleteTopic(ctx, ch))
@@ -227,8 +220,7 @@ func TestLogRecordsDeletedUpToResume(t *testing.T) {
 	c := itCluster(t, ctx, k, consensustest.WithoutBlockSources())
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 10, acks)
 	c.Node(2).Stop()
 	md, err := consensus.KafkaMetadataOf(lastBlock(t, c.Node(2).Ledger(ch)))
 	require.NoError(t, err)
@@ -237,8 +229,7 @@ func TestLogRecordsDeletedUpToResume(t *testing.T) {
 
 	require.NoError(t, c.Node(2).Restart())
 	require.NoError(t, c.Node(2).WaitReady(ctx))
-	orderSome(t, ctx, c, ch, "after", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "after", 10, acks)
 }
 
 // lastBlock returns the last block of l.
@@ -298,8 +289,7 @@ func TestLogNewNodeOnboardsFromSources(t *testing.T) {
 	c := itCluster(t, ctx, k)
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 30, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 30, acks)
 	require.NoError(t, k.DeleteRecords(ctx, ch, endOffset(t, ctx, k, ch)-2))
 
 	bad := &tamperedSource{node: c.Node(0), bad: 2}
@@ -308,8 +298,7 @@ func TestLogNewNodeOnboardsFromSources(t *testing.T) {
 	acks.add(ch, ch+"/after/first")
 	require.NoError(t, chain.WaitReady(ctx))
 	require.NotZero(t, bad.servedBad.Load(), "the tampered block was offered")
-	orderSome(t, ctx, c, ch, "after", 10, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "after", 10, acks)
 	require.Eventually(t, func() bool { return l.Height() == c.Node(0).Ledger(ch).Height() }, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, consensustest.CompareLedgers(c.Node(0).Ledger(ch), l))
 }
@@ -323,8 +312,7 @@ func TestLogNewNodeWithOnlyBadSources(t *testing.T) {
 	c := itCluster(t, ctx, k)
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
-	orderSome(t, ctx, c, ch, "before", 30, acks)
-	waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+	orderAndWait(t, ctx, c, ch, "before", 30, acks)
 	require.NoError(t, k.DeleteRecords(ctx, ch, endOffset(t, ctx, k, ch)))
 
 	chain, l := joinNode(t, ctx, k, c, ch, &tamperedSource{node: c.Node(0), bad: 1})
@@ -351,8 +339,7 @@ func TestLogSecondClusterOnTheSameTopic(t *testing.T) {
 			c := itCluster(t, ctx, k, opts...)
 			ch := consensustest.DefaultChannel
 			acks := newAckLog()
-			orderSome(t, ctx, c, ch, "before", 20, acks)
-			waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+			orderAndWait(t, ctx, c, ch, "before", 20, acks)
 
 			other := itCluster(t, ctx, k, consensustest.WithBatchSize(3, 1<<20), consensustest.WithBatchTimeout(5*time.Millisecond))
 			for i := range 12 {
@@ -363,8 +350,7 @@ func TestLogSecondClusterOnTheSameTopic(t *testing.T) {
 			time.Sleep(200 * time.Millisecond) // the stranger's timers fire
 			other.Close()
 
-			orderSome(t, ctx, c, ch, "after", 20, acks)
-			waitOrdered(t, ctx, c, ch, acks.of(ch), 0)
+			orderAndWait(t, ctx, c, ch, "after", 20, acks)
 			strangers := 0
 			for p, n := range normalCounts(t, c.Node(0).Ledger(ch)) {
 				if strings.HasPrefix(p, "maybe:stranger/") {

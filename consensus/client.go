@@ -60,7 +60,7 @@ func newKafkaClient(cfg *settings) (*kafkaClient, error) {
 		kgo.ProducerBatchMaxBytes(cfg.topic.MaxMessageBytes),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
-		kgo.WithHooks(&kc.health),
+		kgo.WithHooks(&kc.health, stallHook{cfg.stall, cfg.logger}),
 		// Each chain bounds what it hands the producer (WithMaxInFlight),
 		// so Produce never needs to block here.
 		kgo.MaxBufferedRecords(math.MaxInt32),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -69,6 +70,7 @@ type settings struct {
 	errorTimeout time.Duration
 	maxInFlight  int
 	linger       time.Duration
+	stall        time.Duration
 	logger       *slog.Logger
 	meters       metric.MeterProvider
 	tracers      trace.TracerProvider
@@ -88,6 +90,7 @@ func defaultSettings() settings {
 		errorTimeout: 2 * time.Second,
 		maxInFlight:  10000,
 		linger:       0,
+		stall:        DefaultStallTimeout,
 		parser:       DefaultConfigParser(),
 	}
 }
@@ -115,8 +118,11 @@ func (c *settings) validate() error {
 	if c.maxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in flight %d: must be at least 1", c.maxInFlight))
 	}
-	if c.errorTimeout < 0 || c.linger < 0 {
+	if c.errorTimeout < 0 || c.linger < 0 || c.stall < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.stall > maxStallTimeout {
+		errs = append(errs, fmt.Errorf("stall timeout %v: must be at most %v", c.stall, maxStallTimeout))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("consensus: invalid options: %w", errors.Join(errs...))
@@ -177,6 +183,32 @@ func WithMaxInFlight(n int) Option { return func(c *settings) { c.maxInFlight = 
 // next request. A linger trades latency at light load for fewer, larger
 // requests (less CPU per envelope) under moderate load.
 func WithProduceLinger(d time.Duration) Option { return func(c *settings) { c.linger = d } }
+
+// DefaultStallTimeout is the default of WithStallTimeout: the 10s
+// Fabric's Kafka client (sarama) waits on a write to a broker.
+const DefaultStallTimeout = 10 * time.Second
+
+// maxStallTimeout is the largest stall timeout the socket option holds
+// (milliseconds in a C int).
+const maxStallTimeout = math.MaxInt32 * time.Millisecond
+
+// WithStallTimeout sets how long data sent to a broker may stay
+// unacknowledged by the broker's host before the connection is closed
+// (default DefaultStallTimeout; 0 leaves the operating system's default,
+// about 15 minutes on Linux). Behind a network partition, a connection
+// with a request in flight stalls rather than fails: TCP retransmits with
+// a backoff that doubles while the link is down, so after the link heals
+// the request waits for the next retransmission, or for its own deadline
+// (franz-go's ProduceRequestTimeout, 10s, plus RequestTimeoutOverhead),
+// before anything it carries is acknowledged. Closed at the stall timeout,
+// the connection is dialled again, and the request retried on the new
+// one (the producer is idempotent: nothing is written twice). A healthy
+// broker's host acknowledges within a round trip, however busy the
+// broker, so the timeout need only exceed the network's worst round trip
+// and the retransmissions it allows. It is Linux's TCP_USER_TIMEOUT, set
+// on every connection to a broker once it is open; on other systems the
+// option does nothing.
+func WithStallTimeout(d time.Duration) Option { return func(c *settings) { c.stall = d } }
 
 // WithLogger sets the logger; nil, like the default, means
 // slog.Default(). The Kafka client logs through it too (franz-go's kslog),

@@ -16,13 +16,15 @@ import (
 // Kafka client waits for a connection and for an answer (Fabric's
 // Kafka.Timeout settings). A broker that is silent, as behind a network
 // partition, is noticed after the request timeout; the chain is errored
-// the error timeout later. The defaults are the library's and franz-go's.
+// the error timeout later. A connection whose sent data goes
+// unacknowledged for the stall timeout is closed and dialled again. The defaults are the library's and franz-go's.
 type kafkaTimingFlags struct {
 	registered     bool // the flags were registered, so their values apply
 	errorTimeout   time.Duration
 	retry          consensus.RetryPolicy
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
+	stallTimeout   time.Duration
 }
 
 func (f *kafkaTimingFlags) register(fs *flag.FlagSet) {
@@ -35,6 +37,7 @@ func (f *kafkaTimingFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.retry.LongTotal, "retry-long-total", d.LongTotal, "how long Kafka set-up is retried every --retry-long-interval")
 	fs.DurationVar(&f.dialTimeout, "kafka-dial-timeout", 10*time.Second, "how long a connection to a broker may take")
 	fs.DurationVar(&f.requestTimeout, "kafka-request-timeout", 10*time.Second, "how long a broker may take to answer, on top of the request's own timeout (franz-go's RequestTimeoutOverhead; at least 100ms)")
+	fs.DurationVar(&f.stallTimeout, "kafka-stall-timeout", consensus.DefaultStallTimeout, "how long data sent to a broker may stay unacknowledged before the connection is closed and dialled again (Linux TCP_USER_TIMEOUT; 0: the system's own)")
 }
 
 // opts returns the consenter's options, none when the flags were not
@@ -49,6 +52,7 @@ func (f *kafkaTimingFlags) opts() ([]consensus.Option, error) {
 	return []consensus.Option{
 		consensus.WithErrorTimeout(f.errorTimeout),
 		consensus.WithRetry(f.retry),
+		consensus.WithStallTimeout(f.stallTimeout),
 		consensus.WithKgoOpts(kgo.DialTimeout(f.dialTimeout), kgo.RequestTimeoutOverhead(f.requestTimeout)),
 	}, nil
 }

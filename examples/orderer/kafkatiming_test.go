@@ -40,23 +40,26 @@ func TestKafkaTimingFlags(t *testing.T) {
 	f := parse()
 	require.Equal(t, consensus.DefaultRetryPolicy(), f.retry)
 	require.Equal(t, 2*time.Second, f.errorTimeout)
+	require.Equal(t, consensus.DefaultStallTimeout, f.stallTimeout)
 	require.NoError(t, consenter(f))
 
 	f = parse("--error-timeout", "500ms", "--retry-short-interval", "100ms", "--retry-short-total", "2s",
-		"--retry-long-interval", "1s", "--retry-long-total", "1m", "--kafka-dial-timeout", "1s", "--kafka-request-timeout", "1500ms")
+		"--retry-long-interval", "1s", "--retry-long-total", "1m", "--kafka-dial-timeout", "1s", "--kafka-request-timeout", "1500ms", "--kafka-stall-timeout", "3s")
 	require.Equal(t, consensus.RetryPolicy{ShortInterval: 100 * time.Millisecond, ShortTotal: 2 * time.Second, LongInterval: time.Second, LongTotal: time.Minute}, f.retry)
 	require.Equal(t, 500*time.Millisecond, f.errorTimeout)
 	require.Equal(t, time.Second, f.dialTimeout)
 	require.Equal(t, 1500*time.Millisecond, f.requestTimeout)
+	require.Equal(t, 3*time.Second, f.stallTimeout)
 	opts, err := f.opts()
 	require.NoError(t, err)
-	require.Len(t, opts, 3)
+	require.Len(t, opts, 4)
 	require.NoError(t, consenter(f))
 
 	require.ErrorContains(t, consenter(parse("--kafka-request-timeout", "50ms")), "--kafka-request-timeout")
 	require.ErrorContains(t, consenter(parse("--kafka-dial-timeout", "0s")), "--kafka-dial-timeout")
 	require.ErrorContains(t, consenter(parse("--retry-short-interval", "0s")), "retry policy")
 	require.ErrorContains(t, consenter(parse("--error-timeout", "-1s")), "durations must not be negative")
+	require.ErrorContains(t, consenter(parse("--kafka-stall-timeout", "-1s")), "durations must not be negative")
 
 	// A node configured in code, without the flags, keeps the options it
 	// is given.

@@ -91,12 +91,12 @@ func TestPartitionNodeFromClients(t *testing.T) {
 // phase (2s): every node goes unavailable, orderer2 retries its Kafka
 // set-up through the short phase into the long one (every second), and
 // none halts. Once Kafka is back, every node is ready again, and the
-// clients' envelopes are acknowledged again by each. The nodes that stayed
-// up are ready well before they acknowledge: their producer's connection
-// of before the cut, with a request in flight, waits for TCP's next
-// retransmission, which backs off while the link is down (the produce
-// request's own deadline is franz-go's ProduceRequestTimeout, 10s, plus
-// --kafka-request-timeout).
+// clients' envelopes are acknowledged again by each. The producer
+// connections of the nodes that stayed up, with a request in flight at the
+// cut, are closed after --kafka-stall-timeout (2s) and dialled again;
+// without it they would wait for TCP's next retransmission, which backs
+// off while the link is down, or for the produce request's own deadline
+// (franz-go's ProduceRequestTimeout, 10s, plus --kafka-request-timeout).
 func TestPartitionKafkaFromAll(t *testing.T) {
 	pc := newPartitionCluster(t)
 	pc.startLoad()

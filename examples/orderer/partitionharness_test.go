@@ -27,13 +27,15 @@ import (
 // The harness of the partition tests (partition_test.go).
 
 // partitionNodeFlags are the timings of every node: a broker silent for
-// 2s is given up, consumption failing for 1s makes the chain errored, and
-// Kafka set-up is retried every 200ms for 2s, then every second.
+// 2s is given up, a connection whose sent data goes unacknowledged for 2s
+// is closed and dialled again, consumption failing for 1s makes the chain
+// errored, and Kafka set-up is retried every 200ms for 2s, then every
+// second.
 var partitionNodeFlags = []string{
 	"--error-timeout", "1s",
 	"--retry-short-interval", "200ms", "--retry-short-total", "2s",
 	"--retry-long-interval", "1s", "--retry-long-total", "5m",
-	"--kafka-dial-timeout", "2s", "--kafka-request-timeout", "2s",
+	"--kafka-dial-timeout", "2s", "--kafka-request-timeout", "2s", "--kafka-stall-timeout", "2s",
 	"--shutdown-timeout", "2s",
 }
 

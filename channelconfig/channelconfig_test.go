@@ -315,6 +315,15 @@ func TestEvaluatePolicyImplicitMeta(t *testing.T) {
 		})
 	}
 
+	// A refusal counts the organisations and says why each failed.
+	err := b.EvaluatePolicy("MajorityAdmins", admins(1))
+	require.ErrorIs(t, err, msp.ErrPolicyNotSatisfied)
+	require.ErrorContains(t, err, "policy MajorityAdmins (MAJORITY Admins): 1 of 3 organisations satisfied, need 2")
+	require.ErrorContains(t, err, "Org1MSP: ")
+	require.ErrorContains(t, err, "Org3MSP: ")
+	require.NotContains(t, err.Error(), "Org2MSP: ")
+	require.ErrorContains(t, b.EvaluatePolicy("AnyMissing", admins(0)), "Org1MSP has no policy Missing; Org2MSP has no policy Missing; Org3MSP has no policy Missing")
+
 	// An organisation in both lists counts once: MAJORITY of {Org1, Org2}
 	// needs both.
 	two := testutil.Bundle(t, testutil.ChannelConfig(channel, cas[:2], testutil.WithOrdererOrgs(cas[0])))
@@ -462,7 +471,7 @@ func TestValidateConfigRefusesUnusable(t *testing.T) {
 		{"no orderer organisation", "no orderer organisation", func(c *ccpb.ChannelConfig) { c.OrdererOrgs = nil }},
 		{"Writers of a removed organisation", "policy Writers", func(c *ccpb.ChannelConfig) { c.Policies["Writers"] = policy("OR('GoneMSP.member')") }},
 		{"Admins nobody holds", "policy Admins", func(c *ccpb.ChannelConfig) { c.Policies["Admins"] = policy("OR('AppMSP.peer')") }},
-		{"Readers with no organisation's sub-policy", "policy Readers", func(c *ccpb.ChannelConfig) {
+		{"Readers with no organisation's sub-policy", "policy Readers: ANY Nobody: 0 of 2 organisations could, need 1: AppMSP has no policy Nobody\nOrdererMSP has no policy Nobody", func(c *ccpb.ChannelConfig) {
 			c.Policies["Readers"] = channelconfig.ImplicitMetaPolicy("Nobody", cb.ImplicitMetaPolicy_ANY)
 		}},
 		{"10,000 years", "exceeds 1h0m0s", func(c *ccpb.ChannelConfig) { c.BatchTimeout = &durationpb.Duration{Seconds: 10000 * 365 * 24 * 3600} }},

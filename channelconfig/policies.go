@@ -154,23 +154,57 @@ func (b *Bundle) evaluatePolicy(name string, signed *msp.CheckedSignatures) erro
 	if n == 0 {
 		return nil
 	}
-	satisfied := 0
-	var failures []string
-	for _, o := range b.orgs {
-		sub, ok := o.policies[p.meta.GetSubPolicy()]
-		if !ok {
-			failures = append(failures, fmt.Sprintf("%s has no policy %s", o.id, p.meta.GetSubPolicy()))
-			continue
-		}
-		if err := signed.Evaluate(sub); err != nil {
-			failures = append(failures, fmt.Sprintf("%s: %v", o.id, err))
-			continue
-		}
-		if satisfied++; satisfied >= threshold {
-			return nil
-		}
+	satisfied, failures := b.countOrgs(p.meta, threshold, signed.Evaluate)
+	if satisfied >= threshold {
+		return nil
+	}
+	reasons := make([]string, len(failures))
+	for i, f := range failures {
+		reasons[i] = f.Error()
 	}
 	return fmt.Errorf("%w: channel %s: policy %s (%s %s): %d of %d organisations satisfied, need %d: %w: %s",
 		ErrForbidden, b.ChannelID(), name, p.meta.GetRule(), p.meta.GetSubPolicy(), satisfied, n, threshold,
-		msp.ErrPolicyNotSatisfied, strings.Join(failures, "; "))
+		msp.ErrPolicyNotSatisfied, strings.Join(reasons, "; "))
+}
+
+// orgFailure is why one organisation did not count towards an implicit
+// meta policy: err from its sub-policy, or nil when it has none. It is
+// formatted only when the policy as a whole fails, so that satisfying
+// policies allocate no messages.
+type orgFailure struct {
+	org, policy string
+	err         error
+}
+
+func (f orgFailure) Error() string {
+	if f.err == nil {
+		return fmt.Sprintf("%s has no policy %s", f.org, f.policy)
+	}
+	return fmt.Sprintf("%s: %v", f.org, f.err)
+}
+
+func (f orgFailure) Unwrap() error { return f.err }
+
+// countOrgs applies pass to each organisation's policy named by meta's
+// sub-policy, in order, until need of them passed. It returns how many
+// passed and, for each organisation that did not, why.
+func (b *Bundle) countOrgs(meta *cb.ImplicitMetaPolicy, need int, pass func(*cb.SignaturePolicyEnvelope) error) (int, []error) {
+	passed := 0
+	var failures []error
+	for _, o := range b.orgs {
+		if passed >= need {
+			break
+		}
+		sub, ok := o.policies[meta.GetSubPolicy()]
+		if !ok {
+			failures = append(failures, orgFailure{org: o.id, policy: meta.GetSubPolicy()})
+			continue
+		}
+		if err := pass(sub); err != nil {
+			failures = append(failures, orgFailure{org: o.id, policy: meta.GetSubPolicy(), err: err})
+			continue
+		}
+		passed++
+	}
+	return passed, failures
 }

@@ -139,20 +139,7 @@ func (b *Bundle) couldSatisfy(name string) error {
 		return b.mgr.CouldSatisfy(p.sig)
 	}
 	need := threshold(p.meta.GetRule(), len(b.orgs))
-	could := 0
-	var errs []error
-	for _, o := range b.orgs {
-		sub, ok := o.policies[p.meta.GetSubPolicy()]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s has no policy %s", o.id, p.meta.GetSubPolicy()))
-			continue
-		}
-		if err := b.mgr.CouldSatisfy(sub); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", o.id, err))
-			continue
-		}
-		could++
-	}
+	could, errs := b.countOrgs(p.meta, need, b.mgr.CouldSatisfy)
 	if could < need {
 		return fmt.Errorf("%s %s: %d of %d organisations could, need %d: %w", p.meta.GetRule(), p.meta.GetSubPolicy(), could, len(b.orgs), need, errors.Join(errs...))
 	}

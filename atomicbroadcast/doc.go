@@ -17,9 +17,12 @@
 //	ab.RegisterAtomicBroadcastServer(gs, srv)
 //	err = gs.Serve(atomicbroadcast.LimitListener(listener, atomicbroadcast.DefaultMaxConnections))
 //
-// A client sends one envelope with BroadcastOne and reads blocks with
-// ReadBlocks and a NewSeekEnvelope request:
+// A client dials with DialOptions (Fabric's message sizes, and keepalive
+// that closes a connection stalled by a network partition), sends one
+// envelope with BroadcastOne and reads blocks with ReadBlocks and a
+// NewSeekEnvelope request:
 //
+//	conn, err := grpc.NewClient(addr, atomicbroadcast.DialOptions(creds, atomicbroadcast.DefaultClientStallTimeout)...)
 //	client := ab.NewAtomicBroadcastClient(conn)
 //	resp, err := atomicbroadcast.BroadcastOne(ctx, client, env)
 //	seek, err := atomicbroadcast.NewSeekEnvelope(signer, "mychannel", seekInfo)

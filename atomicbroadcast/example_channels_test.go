@@ -77,7 +77,7 @@ func Example_twoChannels() {
 			log.Fatal(err)
 		}
 	}
-	conn, _ := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, _ := grpc.NewClient(ln.Addr().String(), atomicbroadcast.DialOptions(insecure.NewCredentials(), atomicbroadcast.DefaultClientStallTimeout)...)
 	defer conn.Close()
 	stream, _ := ab.NewAtomicBroadcastClient(conn).Broadcast(ctx)
 	for _, name := range []string{"payments", "audit"} {

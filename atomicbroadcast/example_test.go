@@ -74,7 +74,7 @@ func Example() {
 	defer gs.Stop()
 
 	// A client: Broadcast one envelope signed by a writer of the channel.
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(ln.Addr().String(), atomicbroadcast.DialOptions(insecure.NewCredentials(), atomicbroadcast.DefaultClientStallTimeout)...)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -16,9 +16,10 @@ import (
 )
 
 // MaxMessageBytes is the largest gRPC message Fabric's orderer sends or
-// receives (100 MiB): a PeerSource dials with it, and a server should
-// allow it (grpc.MaxRecvMsgSize and grpc.MaxSendMsgSize), since a block
-// may be larger than gRPC's default of 4 MiB.
+// receives (100 MiB): DialOptions (and so a PeerSource) dials with it,
+// and a server should allow it (grpc.MaxRecvMsgSize and
+// grpc.MaxSendMsgSize), since a block may be larger than gRPC's default
+// of 4 MiB.
 const MaxMessageBytes = 100 << 20
 
 // DefaultPeerTimeout is how long a PeerSource waits for each answer of a
@@ -51,8 +52,8 @@ func WithTLSCertHash(hash []byte) PeerSourceOption {
 }
 
 // WithDialOptions adds gRPC dial options (interceptors, keepalive, a
-// custom dialer...) after the source's own: the transport credentials and
-// MaxMessageBytes as the call size limits.
+// custom dialer...) after the source's own: DialOptions(creds,
+// DefaultClientStallTimeout).
 func WithDialOptions(opts ...grpc.DialOption) PeerSourceOption {
 	return func(c *peerConfig) { c.dial = append(c.dial, opts...) }
 }
@@ -111,10 +112,7 @@ func NewPeerSource(addr string, creds credentials.TransportCredentials, signer p
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("atomicbroadcast: peer source %s: %w", addr, errors.Join(errs...))
 	}
-	dial := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
-	}
+	dial := DialOptions(creds, DefaultClientStallTimeout)
 	return &PeerSource{addr: addr, signer: signer, timeout: cfg.timeout, dial: append(dial, cfg.dial...), certHash: cfg.certHash}, nil
 }
 

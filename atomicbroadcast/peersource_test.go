@@ -68,7 +68,7 @@ func TestNewPeerSource(t *testing.T) {
 	src, err = NewPeerSource("127.0.0.1:7050", creds, anySigner{}, WithPeerTimeout(time.Second), WithDialOptions(grpc.WithUserAgent("test")))
 	require.NoError(t, err)
 	require.Equal(t, time.Second, src.timeout)
-	require.Len(t, src.dial, 3)
+	require.Len(t, src.dial, len(DialOptions(creds, DefaultClientStallTimeout))+1, "DialOptions, then the option given")
 
 	for _, tc := range []struct {
 		name   string

@@ -9,10 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sys/unix"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/consensustest"
+	"github.com/kafkaconsensus/kafkaconsensus/internal/testutil"
 )
 
 // userTimeouts records TCP_USER_TIMEOUT of each connection the Kafka
@@ -28,7 +28,7 @@ func (u *userTimeouts) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, co
 	if err != nil {
 		return
 	}
-	v, err := readUserTimeout(conn)
+	v, err := testutil.TCPUserTimeout(conn)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.ms = append(u.ms, v)
@@ -43,30 +43,6 @@ func (u *userTimeouts) values(t *testing.T) []int {
 		require.NoError(t, err)
 	}
 	return append([]int(nil), u.ms...)
-}
-
-// readUserTimeout reads TCP_USER_TIMEOUT, in milliseconds, of the TCP
-// connection under conn.
-func readUserTimeout(conn net.Conn) (int, error) {
-	for {
-		w, ok := conn.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		conn = w.NetConn()
-	}
-	raw, err := conn.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var v int
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		v, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
-	}); err != nil {
-		return 0, err
-	}
-	return v, serr
 }
 
 // TestStallTimeout checks that every connection to a broker carries the

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -20,6 +21,7 @@ import (
 type clientFlags struct {
 	orderer string
 	channel string
+	stall   time.Duration
 	signer  signerFlags
 	tls     clientTLSFlags
 
@@ -29,6 +31,8 @@ type clientFlags struct {
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.orderer, "orderer", "127.0.0.1:7050", "`address` of the orderer")
 	fs.StringVar(&c.channel, "channel", "", "channel ID")
+	fs.DurationVar(&c.stall, "stall-timeout", atomicbroadcast.DefaultClientStallTimeout,
+		"how long data sent to the orderer, or a keepalive ping, may stay unacknowledged before the connection is closed (Linux TCP_USER_TIMEOUT; 0: no keepalive, the system's own)")
 	c.signer.register(fs, "the signing identity")
 	c.tls.register(fs, "", "the orderer's", "--orderer")
 }
@@ -36,6 +40,9 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 func (c *clientFlags) check() error {
 	if c.channel == "" || c.signer.check(true) != nil {
 		return errors.New("--channel, --signer and --signer-mspid are required")
+	}
+	if c.stall < 0 {
+		return fmt.Errorf("--stall-timeout %v: must be 0 (off) or positive", c.stall)
 	}
 	return nil
 }
@@ -53,7 +60,7 @@ func (c *clientFlags) connect() (msp.SigningIdentity, *grpc.ClientConn, error) {
 		return nil, nil, err
 	}
 	c.certHash = hash
-	conn, err := dialOrderer(c.orderer, creds)
+	conn, err := dialOrderer(c.orderer, creds, c.stall)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,8 +87,8 @@ func clientCredentials(caFile, serverName string, certs ...tls.Certificate) (cre
 }
 
 // dialOrderer returns a client connection that allows Fabric's message
-// sizes.
-func dialOrderer(addr string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(atomicbroadcast.MaxMessageBytes), grpc.MaxCallSendMsgSize(atomicbroadcast.MaxMessageBytes)))
+// sizes and closes itself when what it sends goes unacknowledged for
+// stall (see atomicbroadcast.DialOptions).
+func dialOrderer(addr string, creds credentials.TransportCredentials, stall time.Duration) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, atomicbroadcast.DialOptions(creds, stall)...)
 }

@@ -32,6 +32,7 @@ func TestSharedFlags(t *testing.T) {
 		require.ErrorContains(t, client(cmd, signer...), "--signer: ", cmd)
 		require.ErrorContains(t, client(cmd, "--signer", missing), "--channel, --signer and --signer-mspid are required", cmd)
 		require.ErrorContains(t, client(cmd, append(signer, "--tls-ca", missing, "--tls-server-name", "orderer0")...), "--signer: ", cmd)
+		require.ErrorContains(t, client(cmd, append(signer, "--stall-timeout", "-1s")...), "--stall-timeout -1s: must be 0 (off) or positive", cmd)
 	}
 
 	for _, tc := range []struct {

@@ -127,7 +127,7 @@ func (nw *network) signer(path, mspID string) msp.SigningIdentity {
 
 func (nw *network) client(i int) ab.AtomicBroadcastClient {
 	nw.t.Helper()
-	conn, err := dialOrderer(nw.nodes[i].Addr(), nw.creds)
+	conn, err := dialOrderer(nw.nodes[i].Addr(), nw.creds, atomicbroadcast.DefaultClientStallTimeout)
 	require.NoError(nw.t, err)
 	nw.t.Cleanup(func() { conn.Close() })
 	return ab.NewAtomicBroadcastClient(conn)

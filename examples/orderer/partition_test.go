@@ -65,9 +65,11 @@ func TestPartitionNodeFromKafka(t *testing.T) {
 
 // TestPartitionNodeFromClients cuts orderer1 from the clients' host only:
 // it stays ready and keeps writing the blocks of what the others order,
-// the clients fail over to the other nodes, and come back once healed
-// (once their stalled connection to orderer1 retransmits: TCP backs off
-// while the link is cut).
+// the clients fail over to the other nodes, and come back once healed.
+// Their connection to orderer1, with data unacknowledged since the cut, is
+// closed after its stall timeout (2s, see atomicbroadcast.DialOptions) and
+// dialled again; without it, it would wait for TCP's next retransmission,
+// which backs off while the link is cut.
 func TestPartitionNodeFromClients(t *testing.T) {
 	pc := newPartitionCluster(t)
 	n1 := pc.nodes[1]

@@ -82,6 +82,7 @@ type clientConfig struct {
 	workers  int
 	rate     float64
 	timeout  time.Duration
+	stall    time.Duration
 	size     int
 }
 
@@ -97,6 +98,7 @@ func runPartitionClient(args []string) int {
 	fs.IntVar(&c.workers, "workers", 4, "concurrent workers, one envelope in flight each")
 	fs.Float64Var(&c.rate, "rate", 50, "envelopes per second per worker")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "how long an envelope may wait for its answer")
+	fs.DurationVar(&c.stall, "stall-timeout", 2*time.Second, "the connections' stall timeout (see atomicbroadcast.DialOptions), as the nodes' --kafka-stall-timeout")
 	fs.IntVar(&c.size, "size", 200, "bytes of random data per envelope")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -140,7 +142,7 @@ func runLoad(ctx context.Context, c clientConfig, signer msp.SigningIdentity) er
 	defer f.Close()
 	lc := &loadClient{cfg: c, signer: signer, events: make(chan clientEvent, 1024)}
 	for _, addr := range c.orderers {
-		conn, err := dialOrderer(addr, insecure.NewCredentials())
+		conn, err := dialOrderer(addr, insecure.NewCredentials(), c.stall)
 		if err != nil {
 			return err
 		}
@@ -384,7 +386,7 @@ func (p *picker) pick(now time.Time) (int, time.Duration) {
 // runProbe broadcasts one envelope to the first orderer, reads its blocks
 // with BEST_EFFORT and then STRICT, and prints a probeResult as JSON.
 func runProbe(c clientConfig, signer msp.SigningIdentity, out io.Writer) error {
-	conn, err := dialOrderer(c.orderers[0], insecure.NewCredentials())
+	conn, err := dialOrderer(c.orderers[0], insecure.NewCredentials(), c.stall)
 	if err != nil {
 		return err
 	}

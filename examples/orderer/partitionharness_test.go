@@ -472,12 +472,14 @@ func (st loadStats) String() string {
 		st.sent, st.acked, strings.Join(by, ", "), total, strings.Join(failed, ", "), st.retried, st.maxAttempt, st.gap.Round(time.Millisecond))
 }
 
-// acks counts the envelopes sent to node (any node if "") in [from, to)
-// and acknowledged.
+// acks counts the envelopes sent to node (any node if "") whose
+// acknowledgement came in [from, to). (An envelope sent during a cut may
+// still be acknowledged after the heal: a client's stream waits while its
+// connection is dialled again.)
 func acks(events []clientEvent, node string, from, to time.Time) int {
 	n := 0
 	for _, e := range events {
-		if e.Outcome == "SUCCESS" && (node == "" || e.Node == node) && !e.Sent.Before(from) && e.Sent.Before(to) {
+		if e.Outcome == "SUCCESS" && (node == "" || e.Node == node) && !e.At.Before(from) && e.At.Before(to) {
 			n++
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kafkaconsensus/kafkaconsensus/atomicbroadcast"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
@@ -102,7 +103,7 @@ func TestReadmeProcesses(t *testing.T) {
 	require.NoError(t, err)
 	var clients [2]ab.AtomicBroadcastClient
 	for i := range clients {
-		conn, err := dialOrderer(ordererAddr(i), insecure.NewCredentials())
+		conn, err := dialOrderer(ordererAddr(i), insecure.NewCredentials(), atomicbroadcast.DefaultClientStallTimeout)
 		require.NoError(t, err)
 		t.Cleanup(func() { conn.Close() })
 		clients[i] = ab.NewAtomicBroadcastClient(conn)

@@ -96,7 +96,7 @@ func TestStartKafkaTLSSASL(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 10*time.Millisecond, "start did not listen: %s", stdout.String())
-	conn, err := dialOrderer(addr, insecure.NewCredentials())
+	conn, err := dialOrderer(addr, insecure.NewCredentials(), atomicbroadcast.DefaultClientStallTimeout)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	client := ab.NewAtomicBroadcastClient(conn)
@@ -160,7 +160,7 @@ func TestStartMutualTLS(t *testing.T) {
 		}
 		creds, hash, err := f.credentials()
 		require.NoError(t, err)
-		conn, err := dialOrderer(nw.nodes[0].Addr(), creds)
+		conn, err := dialOrderer(nw.nodes[0].Addr(), creds, atomicbroadcast.DefaultClientStallTimeout)
 		require.NoError(t, err)
 		t.Cleanup(func() { conn.Close() })
 		return ab.NewAtomicBroadcastClient(conn), hash

@@ -197,8 +197,7 @@ func (c *clients) open() error {
 		conns = s.Streams
 	}
 	for range conns {
-		cc, err := grpc.NewClient(s.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(atomicbroadcast.MaxMessageBytes)))
+		cc, err := grpc.NewClient(s.Addr, atomicbroadcast.DialOptions(insecure.NewCredentials(), 0)...)
 		if err != nil {
 			return err
 		}

@@ -58,10 +58,11 @@ type FabricConfig struct {
 }
 
 var (
-	_ ChannelConfig    = FabricConfig{}
-	_ BlockVerifier    = FabricConfig{}
-	_ ConfigUpdater    = FabricConfig{}
-	_ HeadersValidator = FabricConfig{}
+	_ ChannelConfig     = FabricConfig{}
+	_ BlockVerifier     = FabricConfig{}
+	_ ConfigUpdater     = FabricConfig{}
+	_ ConfigReprocessor = FabricConfig{}
+	_ HeadersValidator  = FabricConfig{}
 )
 
 // ValidateConfig validates a CONFIG envelope and returns the configuration

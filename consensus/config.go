@@ -73,6 +73,25 @@ type ConfigUpdater interface {
 	ProcessConfigUpdate(env *cb.Envelope, signer Signer) (*cb.Envelope, error)
 }
 
+// ConfigReprocessor is the optional interface of a ChannelConfig whose
+// CONFIG envelopes hold a whole configuration computed from an update
+// against the configuration of their time (FabricConfig implements it). A
+// CONFIG message that another configuration change overtook in the log
+// cannot then be validated again as it is: the core computes it again
+// from its update against the configuration in force, as Fabric's orderer
+// does (ProcessConfigMsg), and re-submits the result signed by the node
+// (see SignResubmittedConfig).
+type ConfigReprocessor interface {
+	// ReproposeConfig computes again, against this configuration, the
+	// configuration of env, a CONFIG envelope made against an older one,
+	// or fails when this configuration does not accept env's update. It
+	// signs nothing, and must reach the same verdict on every node.
+	ReproposeConfig(env *cb.Envelope) (*cb.ConfigEnvelope, error)
+	// SignConfig wraps ce, which ReproposeConfig returned, into a CONFIG
+	// envelope signed by signer that this configuration accepts.
+	SignConfig(ce *cb.ConfigEnvelope, signer Signer) (*cb.Envelope, error)
+}
+
 // ErrNoConfigUpdates reports a CONFIG_UPDATE envelope sent to a channel
 // whose configuration does not process them (it is not a ConfigUpdater),
 // or to a node without a signing identity to sign the resulting CONFIG

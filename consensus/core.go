@@ -86,12 +86,18 @@ const (
 	// its next block, and every node has cut the same blocks at the same
 	// offset), so another writer put it there; every node skips it alike.
 	NoteFutureTimeToCut
+	// NoteNotResubmitted: a stale config message whose configuration was
+	// computed again (see ConfigReprocessor) was not re-submitted by this
+	// node, which could not sign the result (it has no signing identity,
+	// or the configuration in force refuses its signature). The other
+	// nodes re-submit it; every node closes its gate alike.
+	NoteNotResubmitted
 )
 
 var noteNames = map[NoteKind]string{
 	NoteSkipped: "skipped", NoteInvalid: "invalid", NoteDuplicate: "duplicate",
 	NoteResubmitted: "resubmitted", NoteStaleTimeToCut: "stale_ttc", NoteEmptyTimeToCut: "empty_ttc",
-	NoteFutureTimeToCut: "future_ttc",
+	NoteFutureTimeToCut: "future_ttc", NoteNotResubmitted: "not_resubmitted",
 }
 
 // String returns the kind's name, as used in metrics.
@@ -121,7 +127,9 @@ type Ready struct {
 	Blocks []Block
 	// Produce are the messages the node must produce to the partition, in
 	// order, after appending Blocks: time-to-cuts and re-submissions. Every
-	// node produces the same ones; the log keeps the first. Empty if none.
+	// node produces the same ones (but for a config computed again, which
+	// each node signs itself; see ConfigReprocessor); the log keeps the
+	// first. Empty if none.
 	Produce []*ab.KafkaMessage
 	// Timer says what to do with the batch timer: start it for
 	// BatchTimeout, stop it, or leave it as it is.
@@ -168,6 +176,9 @@ type Core struct {
 	// validateAll makes the core validate every normal envelope it
 	// consumes, not only those validated under an older sequence.
 	validateAll bool
+	// signer signs the config envelopes the core computes again (see
+	// ConfigReprocessor); nil if the node has no signing identity.
+	signer Signer
 
 	// The log's identity: its topic ID (nil until known), the record
 	// consumed last and the one before it, from which cutBlock takes the
@@ -207,6 +218,17 @@ type CoreOption func(*Core)
 // topic. It costs one validation per envelope on every node (a signature
 // check and a policy evaluation with the default configuration).
 func ValidateEveryEnvelope() CoreOption { return func(c *Core) { c.validateAll = true } }
+
+// SignResubmittedConfig gives the core the node's signing identity, with
+// which it signs the CONFIG envelopes it computes again when another
+// configuration change overtook them in the log (see ConfigReprocessor).
+// The core still decides without it: whether such a config is re-submitted
+// and the offsets that the blocks record do not depend on the signer, so
+// a node without one cuts the same blocks and leaves the re-submission to
+// the others (NoteNotResubmitted).
+func SignResubmittedConfig(signer Signer) CoreOption {
+	return func(c *Core) { c.signer = signer }
+}
 
 // NewCore returns a core for channel that continues after st.LastBlock,
 // restoring the offsets and the log identity from its ORDERER metadata (a
@@ -435,9 +457,11 @@ func (c *Core) newOffset(m *ab.KafkaMessageRegular) int64 {
 	return c.lastOriginalOffsetProcessed
 }
 
-func (c *Core) resubmit(m *ab.KafkaMessageRegular, seq uint64, offset int64) {
+// resubmit asks the node to produce payload again, a message of class
+// first consumed at offset, under the configuration in force.
+func (c *Core) resubmit(payload []byte, class ab.KafkaMessageRegular_Class, offset int64) {
 	c.ready.Produce = append(c.ready.Produce, &ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{
-		Regular: &ab.KafkaMessageRegular{Payload: m.Payload, ConfigSeq: seq, Class: m.Class, OriginalOffset: offset},
+		Regular: &ab.KafkaMessageRegular{Payload: payload, ConfigSeq: c.config.Sequence(), Class: class, OriginalOffset: offset},
 	}})
 	c.note(NoteResubmitted, offset, nil)
 }
@@ -450,7 +474,7 @@ func (c *Core) normal(env *cb.Envelope, raw []byte, m *ab.KafkaMessageRegular, o
 		}
 	}
 	if m.ConfigSeq < c.config.Sequence() {
-		c.resubmit(m, c.config.Sequence(), offset)
+		c.resubmit(m.Payload, m.Class, offset)
 		return
 	}
 
@@ -490,18 +514,17 @@ func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int
 			c.lastResubmittedConfigOffset = m.OriginalOffset
 		}
 	}
+	if rp, ok := c.config.(ConfigReprocessor); ok && m.ConfigSeq < c.config.Sequence() {
+		c.reprocessConfig(rp, env, m, offset)
+		return
+	}
 	next, err := c.validateConfig(env)
 	if err != nil {
-		if m.OriginalOffset != 0 {
-			// A re-submission that is done with: mark it processed, so
-			// that nothing waits for it (see Resubmitting).
-			c.lastOriginalOffsetProcessed = m.OriginalOffset
-		}
-		c.note(NoteInvalid, offset, err)
+		c.configInvalid(m, offset, err)
 		return
 	}
 	if m.ConfigSeq < c.config.Sequence() {
-		c.resubmit(m, c.config.Sequence(), offset)
+		c.resubmit(m.Payload, m.Class, offset)
 		c.lastResubmittedConfigOffset = offset
 		return
 	}
@@ -519,6 +542,47 @@ func (c *Core) configMsg(env *cb.Envelope, m *ab.KafkaMessageRegular, offset int
 	c.config = next
 	c.ready.Config = next
 	c.cutBlock([]*cb.Envelope{env}, offset, true)
+}
+
+// configInvalid drops config message m, consumed at offset, which failed
+// validation.
+func (c *Core) configInvalid(m *ab.KafkaMessageRegular, offset int64, err error) {
+	if m.OriginalOffset != 0 {
+		// A re-submission that is done with: mark it processed, so that
+		// nothing waits for it (see Resubmitting).
+		c.lastOriginalOffsetProcessed = m.OriginalOffset
+	}
+	c.note(NoteInvalid, offset, err)
+}
+
+// reprocessConfig handles config message m, consumed at offset, whose
+// envelope env was made against an older configuration of rp's kind: its
+// configuration is computed again from its update against the one in
+// force, as Fabric's orderer does, and re-submitted signed by this node.
+// The verdict, and so the gate and the offsets the blocks record, is the
+// same on every node; only the signing is the node's own, and the log
+// keeps the first re-submission.
+func (c *Core) reprocessConfig(rp ConfigReprocessor, env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64) {
+	ce, err := rp.ReproposeConfig(env)
+	if err != nil {
+		c.configInvalid(m, offset, err)
+		return
+	}
+	c.lastResubmittedConfigOffset = offset
+	if c.signer == nil {
+		c.note(NoteNotResubmitted, offset, errors.New("no signing identity to sign the config computed again"))
+		return
+	}
+	again, err := rp.SignConfig(ce, c.signer)
+	var payload []byte
+	if err == nil {
+		payload, err = proto.Marshal(again)
+	}
+	if err != nil {
+		c.note(NoteNotResubmitted, offset, err)
+		return
+	}
+	c.resubmit(payload, ab.KafkaMessageRegular_CONFIG, offset)
 }
 
 // validateNormal validates a normal envelope as ingress does: size, then

@@ -93,7 +93,13 @@
 //     validated again: an invalid one is dropped, a valid one is produced
 //     again with original_offset set; re-submissions already processed are
 //     dropped as duplicates. While a re-submitted CONFIG message is in
-//     flight, Order and Configure wait, so that nothing overtakes it.
+//     flight, Order and Configure wait, so that nothing overtakes it. A
+//     CONFIG message of Fabric's config tree holds a whole configuration
+//     computed for its sequence, so it is not validated again as it is:
+//     its configuration is computed again from its last_update against
+//     the one in force (ConfigReprocessor, as Fabric's ProcessConfigMsg),
+//     and each node with a signing identity re-submits the result signed
+//     by itself; the log keeps the first.
 //   - Records that are not orderer messages (anything another writer put in
 //     the topic, or messages with fields the protocol does not define) are
 //     skipped by every node alike, logged and counted. With

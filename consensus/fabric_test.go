@@ -1,6 +1,7 @@
 package consensus_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,6 +39,48 @@ func fabricFile(t *testing.T, name string) []byte {
 	return b
 }
 
+// startFabricNodes starts a node per element of signing on an embedded
+// Kafka, from genesis, a block of Fabric's fabchannel: node i signs as
+// Fabric's orderer<i> when signing[i], and has no signing identity
+// otherwise. It returns once every node is ready.
+func startFabricNodes(t *testing.T, ctx context.Context, genesis *cb.Block, signing ...bool) ([]*consensus.Chain, []*ledger.Memory) {
+	t.Helper()
+	k := itKafka(t)
+	var chains []*consensus.Chain
+	var ledgers []*ledger.Memory
+	for i, sign := range signing {
+		opts := []consensus.Option{consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
+			consensus.WithLogger(quietLogger), consensus.WithClientID(fmt.Sprint("orderer", i))}
+		if sign {
+			opts = append(opts, consensus.WithSigner(fabricIdentity(t, fmt.Sprintf("ordererOrganizations/example.com/orderers/orderer%d.example.com", i), "OrdererMSP")))
+		}
+		cons, err := consensus.NewConsenter(opts...)
+		require.NoError(t, err)
+		t.Cleanup(cons.Close)
+		l := ledger.NewMemory()
+		ch, err := cons.NewChain("fabchannel", l, genesis)
+		require.NoError(t, err)
+		ch.Start()
+		chains, ledgers = append(chains, ch), append(ledgers, l)
+	}
+	for _, ch := range chains {
+		require.NoError(t, ch.WaitReady(ctx))
+	}
+	return chains, ledgers
+}
+
+// fabricConfigOf returns the configuration that config block b holds.
+func fabricConfigOf(t *testing.T, b *cb.Block) *cb.Config {
+	t.Helper()
+	env, err := protoutil.UnmarshalEnvelope(b.Data.Data[0])
+	require.NoError(t, err)
+	h, err := protoutil.EnvelopeHeaders(env)
+	require.NoError(t, err)
+	ce := new(cb.ConfigEnvelope)
+	require.NoError(t, proto.Unmarshal(h.Payload.Data, ce))
+	return ce.Config
+}
+
 // TestFabricChannel runs 3 nodes, signing as Fabric's orderer0..2, on the
 // genesis block Fabric's orderer made for fabchannel: they order envelopes
 // of the fixture users, apply the CONFIG_UPDATE u1 (BatchSize 10 -> 20) as
@@ -49,24 +92,9 @@ func TestFabricChannel(t *testing.T) {
 	genesis, err := protoutil.UnmarshalBlock(fabricFile(t, "fabchannel-genesis.block"))
 	require.NoError(t, err)
 	require.True(t, fabricconfig.IsFabricConfig(genesis))
-	k := itKafka(t)
 	ctx := itCtx(t, 60*time.Second)
-	var chains []*consensus.Chain
-	var ledgers []*ledger.Memory
-	for i := range 3 {
-		cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
-			consensus.WithLogger(quietLogger), consensus.WithClientID(fmt.Sprint("orderer", i)),
-			consensus.WithSigner(fabricIdentity(t, fmt.Sprintf("ordererOrganizations/example.com/orderers/orderer%d.example.com", i), "OrdererMSP")))
-		require.NoError(t, err)
-		t.Cleanup(cons.Close)
-		l := ledger.NewMemory()
-		ch, err := cons.NewChain(channel, l, genesis)
-		require.NoError(t, err)
-		ch.Start()
-		chains, ledgers = append(chains, ch), append(ledgers, l)
-	}
+	chains, ledgers := startFabricNodes(t, ctx, genesis, true, true, true)
 	for _, ch := range chains {
-		require.NoError(t, ch.WaitReady(ctx))
 		require.IsType(t, consensus.FabricConfig{}, ch.Config(), "the genesis block says Fabric's config tree")
 		require.Equal(t, uint32(10), ch.Config().BatchLimits().MaxMessageCount)
 	}
@@ -112,20 +140,11 @@ func TestFabricChannel(t *testing.T) {
 	}
 	// Our block 4 holds the configuration Fabric's orderer wrote in its
 	// block 4 for the same update.
-	configOf := func(b *cb.Block) *cb.Config {
-		env, err := protoutil.UnmarshalEnvelope(b.Data.Data[0])
-		require.NoError(t, err)
-		h, err := protoutil.EnvelopeHeaders(env)
-		require.NoError(t, err)
-		ce := new(cb.ConfigEnvelope)
-		require.NoError(t, proto.Unmarshal(h.Payload.Data, ce))
-		return ce.Config
-	}
 	ours, err := ledgers[0].Block(4)
 	require.NoError(t, err)
 	theirs, err := protoutil.UnmarshalBlock(fabricFile(t, "blocks/004.block"))
 	require.NoError(t, err)
-	require.True(t, proto.Equal(configOf(theirs), configOf(ours)), "the same configuration as Fabric's block 4")
+	require.True(t, proto.Equal(fabricConfigOf(t, theirs), fabricConfigOf(t, ours)), "the same configuration as Fabric's block 4")
 
 	// Every block past genesis carries Fabric's metadata, signed by the
 	// node that wrote it, valid under BlockValidation.
@@ -151,4 +170,166 @@ func TestFabricChannel(t *testing.T) {
 			require.Equal(t, wantLast, obm.GetLastConfig().GetIndex(), "node %d block %d", i, n)
 		}
 	}
+}
+
+// TestCoreRecomputesStaleFabricConfig orders two CONFIG envelopes made
+// against the same configuration, as two nodes make them for updates
+// submitted at once (Fabric's fixture updates u1 and u2). The second is
+// stale once the first is applied: it cannot be validated again as it is,
+// since it holds the whole configuration computed for the older sequence,
+// so the core computes it again from its update and re-submits it, as
+// Fabric's orderer does. A core without a signing identity decides the
+// same and cuts the same blocks, leaving the re-submission to the others.
+// The configuration reached is the one Fabric's orderer wrote in its block
+// 8 for u1 then u2.
+func TestCoreRecomputesStaleFabricConfig(t *testing.T) {
+	const channel = "fabchannel"
+	genesis, err := protoutil.UnmarshalBlock(fabricFile(t, "fabchannel-genesis.block"))
+	require.NoError(t, err)
+	cfg, err := consensus.FabricConfigParser()(genesis)
+	require.NoError(t, err)
+	orderer0 := fabricIdentity(t, "ordererOrganizations/example.com/orderers/orderer0.example.com", "OrdererMSP")
+	configEnv := func(name string) []byte {
+		u := new(cb.Envelope)
+		require.NoError(t, proto.Unmarshal(fabricFile(t, "updates/"+name), u))
+		env, err := cfg.(consensus.ConfigUpdater).ProcessConfigUpdate(u, orderer0)
+		require.NoError(t, err)
+		return protoutil.MarshalOrPanic(env)
+	}
+	record := func(offset int64, m *ab.KafkaMessageRegular) consensus.Record {
+		return consensus.Record{Offset: offset, Value: protoutil.MarshalOrPanic(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: m}})}
+	}
+	seq := cfg.Sequence()
+	u1 := record(0, &ab.KafkaMessageRegular{Payload: configEnv("u1-batchsize-20.pb"), ConfigSeq: seq, Class: ab.KafkaMessageRegular_CONFIG})
+	u2 := record(1, &ab.KafkaMessageRegular{Payload: configEnv("u2-org1-anchorpeer.pb"), ConfigSeq: seq, Class: ab.KafkaMessageRegular_CONFIG})
+
+	signing, err := consensus.NewCore(channel, consensus.CoreState{LastBlock: genesis, Config: cfg}, consensus.SignResubmittedConfig(orderer0))
+	require.NoError(t, err)
+	unsigned, err := consensus.NewCore(channel, consensus.CoreState{LastBlock: genesis, Config: cfg})
+	require.NoError(t, err)
+	var blocks [2][][]byte
+	step := func(i int, c *consensus.Core, rec consensus.Record) *consensus.Ready {
+		r := c.Step(rec)
+		for _, b := range r.Blocks {
+			blocks[i] = append(blocks[i], protoutil.MarshalOrPanic(b.Block))
+		}
+		return r
+	}
+	var resubmission *ab.KafkaMessageRegular
+	for i, c := range []*consensus.Core{signing, unsigned} {
+		r := step(i, c, u1)
+		require.Len(t, r.Blocks, 1)
+		require.Equal(t, seq+1, c.Config().Sequence())
+
+		r = step(i, c, u2)
+		require.Empty(t, r.Blocks)
+		require.True(t, r.Resubmitting, "core %d: no new envelope may overtake the re-submitted config", i)
+		require.Len(t, r.Notes, 1)
+		if c == unsigned {
+			require.Empty(t, r.Produce)
+			require.Equal(t, consensus.NoteNotResubmitted, r.Notes[0].Kind)
+			continue
+		}
+		require.Equal(t, consensus.NoteResubmitted, r.Notes[0].Kind)
+		require.Len(t, r.Produce, 1)
+		resubmission = r.Produce[0].GetRegular()
+		require.Equal(t, ab.KafkaMessageRegular_CONFIG, resubmission.GetClass())
+		require.Equal(t, int64(1), resubmission.GetOriginalOffset())
+		require.Equal(t, seq+1, resubmission.GetConfigSeq())
+		require.NotEqual(t, u2.Value, resubmission.GetPayload(), "the envelope is computed again, not produced as it was")
+	}
+	// Both consume the signing node's re-submission and apply it.
+	for i, c := range []*consensus.Core{signing, unsigned} {
+		r := step(i, c, record(2, resubmission))
+		require.Len(t, r.Blocks, 1, "core %d", i)
+		require.True(t, r.Blocks[0].IsConfig)
+		require.False(t, r.Resubmitting)
+		require.Equal(t, seq+2, c.Config().Sequence())
+	}
+	require.Equal(t, blocks[0], blocks[1], "the cores cut different blocks")
+	require.Equal(t, uint32(20), signing.Config().BatchLimits().MaxMessageCount)
+	theirs, err := protoutil.UnmarshalBlock(fabricFile(t, "blocks/008.block"))
+	require.NoError(t, err)
+	want, err := consensus.FabricConfigParser()(theirs)
+	require.NoError(t, err)
+	require.True(t, proto.Equal(want.(consensus.FabricConfig).Config(), signing.Config().(consensus.FabricConfig).Config()),
+		"the configuration of Fabric's block 8 (u1, then u2)")
+}
+
+// TestFabricStaleConfigUpdate orders a CONFIG envelope made for u2 before
+// u1 was applied, once u1 is: every node computes it again from its update
+// against the configuration u1 made, the nodes that can sign re-submit it
+// (orderer2 has no signing identity and leaves it to the others), and all
+// apply it, reaching the configuration of Fabric's block 8. Envelopes sent
+// meanwhile wait for the re-submitted config, then are ordered.
+func TestFabricStaleConfigUpdate(t *testing.T) {
+	genesis, err := protoutil.UnmarshalBlock(fabricFile(t, "fabchannel-genesis.block"))
+	require.NoError(t, err)
+	ctx := itCtx(t, 60*time.Second)
+	chains, ledgers := startFabricNodes(t, ctx, genesis, true, true, false)
+	update := func(name string) *cb.Envelope {
+		u := new(cb.Envelope)
+		require.NoError(t, proto.Unmarshal(fabricFile(t, "updates/"+name), u))
+		return u
+	}
+	env1, seq1, err := chains[0].ProcessConfigUpdate(update("u1-batchsize-20.pb"))
+	require.NoError(t, err)
+	env2, seq2, err := chains[1].ProcessConfigUpdate(update("u2-org1-anchorpeer.pb"))
+	require.NoError(t, err)
+	require.Equal(t, seq1, seq2)
+	require.NoError(t, chains[0].Configure(ctx, env1, seq1))
+	require.Eventually(t, func() bool { return chains[1].Config().Sequence() == seq1+1 }, 20*time.Second, 5*time.Millisecond)
+	require.NoError(t, chains[1].Configure(ctx, env2, seq2), "a config validated at an older sequence is admitted and re-processed in the log")
+	user := fabricIdentity(t, "peerOrganizations/org1.example.com/users/User1@org1.example.com", "Org1MSP")
+	for i := range 5 {
+		env, err := protoutil.NewSignedEnvelope(cb.HeaderType_ENDORSER_TRANSACTION, "fabchannel", []byte(fmt.Sprint("after ", i)), user)
+		require.NoError(t, err)
+		require.NoError(t, chains[i%3].Submit(ctx, env))
+	}
+	// Genesis, u1, u2 computed again, and the five envelopes (cut by the
+	// batch timeout, or around the config block).
+	require.Eventually(t, func() bool {
+		for _, ch := range chains {
+			if ch.Config().Sequence() != seq1+2 {
+				return false
+			}
+		}
+		for _, l := range ledgers {
+			if n, _ := normalCountOf(t, l); n != 5 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 10*time.Millisecond, "every node applies u2 and orders the envelopes")
+	theirs, err := protoutil.UnmarshalBlock(fabricFile(t, "blocks/008.block"))
+	require.NoError(t, err)
+	for i, ch := range chains {
+		require.NoError(t, consensustest.CompareLedgers(ledgers[0], ledgers[i]), "node %d", i)
+		require.True(t, proto.Equal(fabricConfigOf(t, theirs), ch.Config().(consensus.FabricConfig).Config()), "node %d: the configuration of Fabric's block 8", i)
+	}
+	_, lastConfig := normalCountOf(t, ledgers[0])
+	b, err := ledgers[0].Block(lastConfig)
+	require.NoError(t, err)
+	require.True(t, proto.Equal(fabricConfigOf(t, theirs), fabricConfigOf(t, b)), "the last config block holds the configuration of Fabric's block 8")
+}
+
+// normalCountOf returns how many normal envelopes l holds past genesis,
+// and the number of its last config block.
+func normalCountOf(t *testing.T, l *ledger.Memory) (int, uint64) {
+	t.Helper()
+	n, last := 0, uint64(0)
+	for i := uint64(1); i < l.Height(); i++ {
+		b, err := l.Block(i)
+		require.NoError(t, err)
+		env, err := protoutil.UnmarshalEnvelope(b.Data.Data[0])
+		require.NoError(t, err)
+		h, err := protoutil.EnvelopeHeaders(env)
+		require.NoError(t, err)
+		if cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG {
+			last = i
+			continue
+		}
+		n += len(b.Data.Data)
+	}
+	return n, last
 }

@@ -255,7 +255,7 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 	for _, n := range r.Notes {
 		ch.metrics.skipped.Add(ctx, 1, ch.metrics.reason(n.Kind.String()))
 		switch n.Kind {
-		case NoteSkipped, NoteInvalid, NoteEmptyTimeToCut, NoteFutureTimeToCut:
+		case NoteSkipped, NoteInvalid, NoteEmptyTimeToCut, NoteFutureTimeToCut, NoteNotResubmitted:
 			ch.quiet.Log(logWarn, "note:"+n.Kind.String(), "record not ordered", "kind", n.Kind, "offset", n.Offset, "err", n.Err)
 		default:
 			ch.log.Debug("record", "kind", n.Kind, "offset", n.Offset)

@@ -97,10 +97,14 @@ func defaultSettings() settings {
 
 // coreOpts are the options the chains' cores are made with.
 func (c *settings) coreOpts() []CoreOption {
+	var opts []CoreOption
 	if c.validateAll {
-		return []CoreOption{ValidateEveryEnvelope()}
+		opts = append(opts, ValidateEveryEnvelope())
 	}
-	return nil
+	if c.signer != nil {
+		opts = append(opts, SignResubmittedConfig(c.signer))
+	}
+	return opts
 }
 
 func (c *settings) validate() error {

@@ -289,6 +289,15 @@ func configSignedData(cue *cb.ConfigUpdateEnvelope) ([]msp.SignedData, error) {
 // not pass initial checks: ...", "error applying config update to
 // existing channel 'fabchannel': error authorizing update: ...".
 func (b *Bundle) ProcessConfigUpdate(env *cb.Envelope, signer Signer) (*cb.Envelope, error) {
+	ce, err := b.proposeChecked(env)
+	if err != nil {
+		return nil, err
+	}
+	return b.SignConfig(ce, signer)
+}
+
+// proposeChecked is steps 1 and 2 of ProcessConfigUpdate.
+func (b *Bundle) proposeChecked(env *cb.Envelope) (*cb.ConfigEnvelope, error) {
 	if err := b.checkFilters(env, nil, cb.HeaderType_CONFIG_UPDATE); err != nil {
 		return nil, withPrefix(err, "config update for existing channel did not pass initial checks")
 	}
@@ -296,6 +305,15 @@ func (b *Bundle) ProcessConfigUpdate(env *cb.Envelope, signer Signer) (*cb.Envel
 	if err != nil {
 		return nil, withPrefix(err, "error applying config update to existing channel '%s'", b.channelID)
 	}
+	return ce, nil
+}
+
+// SignConfig is steps 3 and 4 of ProcessConfigUpdate: it wraps ce, a
+// ConfigEnvelope that ProposeConfigUpdate or ReproposeConfig computed,
+// into a CONFIG envelope signed by signer, and checks it as a CONFIG
+// envelope submitted to the channel (its size, its signer's validity and
+// the Writers policy).
+func (b *Bundle) SignConfig(ce *cb.ConfigEnvelope, signer Signer) (*cb.Envelope, error) {
 	out, err := NewConfigEnvelope(b.channelID, ce, signer)
 	if err != nil {
 		return nil, err
@@ -309,11 +327,28 @@ func (b *Bundle) ProcessConfigUpdate(env *cb.Envelope, signer Signer) (*cb.Envel
 // ProcessConfigMsg handles a CONFIG envelope submitted to the channel, or
 // one ordered against an older configuration, as Fabric's orderer does:
 // it extracts the envelope's last_update and processes it again with
-// ProcessConfigUpdate against this configuration.
+// ProcessConfigUpdate against this configuration. It is ReproposeConfig
+// followed by SignConfig.
 func (b *Bundle) ProcessConfigMsg(env *cb.Envelope, signer Signer) (*cb.Envelope, error) {
+	ce, err := b.ReproposeConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	return b.SignConfig(ce, signer)
+}
+
+// ReproposeConfig is the part of ProcessConfigMsg that decides and signs
+// nothing: it extracts the last_update of env, a CONFIG envelope, and
+// returns the ConfigEnvelope that ProcessConfigUpdate's initial checks and
+// ProposeConfigUpdate compute from it against this configuration. Every
+// node reaches the same verdict on the same envelope, whatever its own
+// identity: an ordering node uses it for a CONFIG message that another
+// configuration change overtook in the log, and signs the result with
+// SignConfig.
+func (b *Bundle) ReproposeConfig(env *cb.Envelope) (*cb.ConfigEnvelope, error) {
 	_, ce, err := decodeConfigEnvelope(env)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", b.channelID, err)
 	}
-	return b.ProcessConfigUpdate(ce.GetLastUpdate(), signer)
+	return b.proposeChecked(ce.GetLastUpdate())
 }

@@ -86,18 +86,12 @@ const (
 	// its next block, and every node has cut the same blocks at the same
 	// offset), so another writer put it there; every node skips it alike.
 	NoteFutureTimeToCut
-	// NoteNotResubmitted: a stale config message whose configuration was
-	// computed again (see ConfigReprocessor) was not re-submitted by this
-	// node, which could not sign the result (it has no signing identity,
-	// or the configuration in force refuses its signature). The other
-	// nodes re-submit it; every node closes its gate alike.
-	NoteNotResubmitted
 )
 
 var noteNames = map[NoteKind]string{
 	NoteSkipped: "skipped", NoteInvalid: "invalid", NoteDuplicate: "duplicate",
 	NoteResubmitted: "resubmitted", NoteStaleTimeToCut: "stale_ttc", NoteEmptyTimeToCut: "empty_ttc",
-	NoteFutureTimeToCut: "future_ttc", NoteNotResubmitted: "not_resubmitted",
+	NoteFutureTimeToCut: "future_ttc",
 }
 
 // String returns the kind's name, as used in metrics.
@@ -127,10 +121,15 @@ type Ready struct {
 	Blocks []Block
 	// Produce are the messages the node must produce to the partition, in
 	// order, after appending Blocks: time-to-cuts and re-submissions. Every
-	// node produces the same ones (but for a config computed again, which
-	// each node signs itself; see ConfigReprocessor); the log keeps the
-	// first. Empty if none.
+	// node produces the same ones; the log keeps the first. Empty if none.
 	Produce []*ab.KafkaMessage
+	// ConfigResubmissions are the configurations the core computed again
+	// for config messages that another configuration change overtook in
+	// the log (see ConfigReprocessor): the node signs each one and
+	// produces it (ConfigResubmission.Message) after Produce. A node
+	// without a signing identity produces none; the others do, and the
+	// log keeps the first. Empty if none.
+	ConfigResubmissions []ConfigResubmission
 	// Timer says what to do with the batch timer: start it for
 	// BatchTimeout, stop it, or leave it as it is.
 	Timer TimerAction
@@ -176,9 +175,6 @@ type Core struct {
 	// validateAll makes the core validate every normal envelope it
 	// consumes, not only those validated under an older sequence.
 	validateAll bool
-	// signer signs the config envelopes the core computes again (see
-	// ConfigReprocessor); nil if the node has no signing identity.
-	signer Signer
 
 	// The log's identity: its topic ID (nil until known), the record
 	// consumed last and the one before it, from which cutBlock takes the
@@ -218,17 +214,6 @@ type CoreOption func(*Core)
 // topic. It costs one validation per envelope on every node (a signature
 // check and a policy evaluation with the default configuration).
 func ValidateEveryEnvelope() CoreOption { return func(c *Core) { c.validateAll = true } }
-
-// SignResubmittedConfig gives the core the node's signing identity, with
-// which it signs the CONFIG envelopes it computes again when another
-// configuration change overtook them in the log (see ConfigReprocessor).
-// The core still decides without it: whether such a config is re-submitted
-// and the offsets that the blocks record do not depend on the signer, so
-// a node without one cuts the same blocks and leaves the re-submission to
-// the others (NoteNotResubmitted).
-func SignResubmittedConfig(signer Signer) CoreOption {
-	return func(c *Core) { c.signer = signer }
-}
 
 // NewCore returns a core for channel that continues after st.LastBlock,
 // restoring the offsets and the log identity from its ORDERER metadata (a
@@ -330,7 +315,9 @@ func (c *Core) reset() *Ready {
 	r := &c.ready
 	clear(r.Blocks)
 	clear(r.Produce)
+	clear(r.ConfigResubmissions)
 	r.Blocks, r.Produce, r.Notes, r.Timer, r.Config = r.Blocks[:0], r.Produce[:0], r.Notes[:0], TimerKeep, nil
+	r.ConfigResubmissions = r.ConfigResubmissions[:0]
 	return r
 }
 
@@ -558,10 +545,9 @@ func (c *Core) configInvalid(m *ab.KafkaMessageRegular, offset int64, err error)
 // reprocessConfig handles config message m, consumed at offset, whose
 // envelope env was made against an older configuration of rp's kind: its
 // configuration is computed again from its update against the one in
-// force, as Fabric's orderer does, and re-submitted signed by this node.
+// force, as Fabric's orderer does, for the node to sign and re-submit.
 // The verdict, and so the gate and the offsets the blocks record, is the
-// same on every node; only the signing is the node's own, and the log
-// keeps the first re-submission.
+// same on every node, whatever its identity.
 func (c *Core) reprocessConfig(rp ConfigReprocessor, env *cb.Envelope, m *ab.KafkaMessageRegular, offset int64) {
 	ce, err := rp.ReproposeConfig(env)
 	if err != nil {
@@ -569,20 +555,46 @@ func (c *Core) reprocessConfig(rp ConfigReprocessor, env *cb.Envelope, m *ab.Kaf
 		return
 	}
 	c.lastResubmittedConfigOffset = offset
-	if c.signer == nil {
-		c.note(NoteNotResubmitted, offset, errors.New("no signing identity to sign the config computed again"))
-		return
+	c.ready.ConfigResubmissions = append(c.ready.ConfigResubmissions, ConfigResubmission{
+		Config: rp, Envelope: ce, ConfigSeq: c.config.Sequence(), OriginalOffset: offset,
+	})
+	c.note(NoteResubmitted, offset, nil)
+}
+
+// ConfigResubmission is a configuration that a core computed again for a
+// config message overtaken in the log by another configuration change
+// (see ConfigReprocessor and Ready.ConfigResubmissions).
+type ConfigResubmission struct {
+	// Config is the configuration in force, which computed Envelope and
+	// signs it.
+	Config ConfigReprocessor
+	// Envelope is the configuration computed again, unsigned.
+	Envelope *cb.ConfigEnvelope
+	// ConfigSeq is Config's sequence, and OriginalOffset the offset of the
+	// overtaken config message: the fields of the re-submitted message.
+	ConfigSeq      uint64
+	OriginalOffset int64
+}
+
+// Message signs the configuration with signer (Config.SignConfig) and
+// returns the message to produce: the CONFIG envelope, re-submitted under
+// ConfigSeq with OriginalOffset. It fails when signer cannot sign, or
+// when the configuration does not accept its signature.
+func (r ConfigResubmission) Message(signer Signer) (*ab.KafkaMessage, error) {
+	if signer == nil {
+		return nil, errors.New("consensus: no signing identity to sign a config computed again")
 	}
-	again, err := rp.SignConfig(ce, c.signer)
-	var payload []byte
-	if err == nil {
-		payload, err = proto.Marshal(again)
-	}
+	env, err := r.Config.SignConfig(r.Envelope, signer)
 	if err != nil {
-		c.note(NoteNotResubmitted, offset, err)
-		return
+		return nil, err
 	}
-	c.resubmit(payload, ab.KafkaMessageRegular_CONFIG, offset)
+	payload, err := proto.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	return &ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{
+		Payload: payload, ConfigSeq: r.ConfigSeq, Class: ab.KafkaMessageRegular_CONFIG, OriginalOffset: r.OriginalOffset,
+	}}}, nil
 }
 
 // validateNormal validates a normal envelope as ingress does: size, then

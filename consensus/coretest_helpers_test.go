@@ -244,6 +244,9 @@ func renderReady(t testing.TB, r *Ready, withReasons bool) string {
 	for _, m := range r.Produce {
 		lines = append(lines, "produce "+renderMsg(t, m))
 	}
+	for _, rs := range r.ConfigResubmissions {
+		lines = append(lines, fmt.Sprintf("resubmit config seq=%d orig=%d", rs.ConfigSeq, rs.OriginalOffset))
+	}
 	switch r.Timer {
 	case TimerStart:
 		lines = append(lines, "timer start")

@@ -177,11 +177,10 @@ func TestFabricChannel(t *testing.T) {
 // submitted at once (Fabric's fixture updates u1 and u2). The second is
 // stale once the first is applied: it cannot be validated again as it is,
 // since it holds the whole configuration computed for the older sequence,
-// so the core computes it again from its update and re-submits it, as
-// Fabric's orderer does. A core without a signing identity decides the
-// same and cuts the same blocks, leaving the re-submission to the others.
-// The configuration reached is the one Fabric's orderer wrote in its block
-// 8 for u1 then u2.
+// so the core computes it again from its update, and the node signs and
+// re-submits it, as Fabric's orderer does. Two cores decide the same and
+// cut the same blocks; the configuration reached is the one Fabric's
+// orderer wrote in its block 8 for u1 then u2.
 func TestCoreRecomputesStaleFabricConfig(t *testing.T) {
 	const channel = "fabchannel"
 	genesis, err := protoutil.UnmarshalBlock(fabricFile(t, "fabchannel-genesis.block"))
@@ -196,63 +195,70 @@ func TestCoreRecomputesStaleFabricConfig(t *testing.T) {
 		require.NoError(t, err)
 		return protoutil.MarshalOrPanic(env)
 	}
-	record := func(offset int64, m *ab.KafkaMessageRegular) consensus.Record {
-		return consensus.Record{Offset: offset, Value: protoutil.MarshalOrPanic(&ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: m}})}
+	record := func(offset int64, m *ab.KafkaMessage) consensus.Record {
+		return consensus.Record{Offset: offset, Value: protoutil.MarshalOrPanic(m)}
+	}
+	regular := func(payload []byte, seq uint64) *ab.KafkaMessage {
+		return &ab.KafkaMessage{Type: &ab.KafkaMessage_Regular{Regular: &ab.KafkaMessageRegular{Payload: payload, ConfigSeq: seq, Class: ab.KafkaMessageRegular_CONFIG}}}
 	}
 	seq := cfg.Sequence()
-	u1 := record(0, &ab.KafkaMessageRegular{Payload: configEnv("u1-batchsize-20.pb"), ConfigSeq: seq, Class: ab.KafkaMessageRegular_CONFIG})
-	u2 := record(1, &ab.KafkaMessageRegular{Payload: configEnv("u2-org1-anchorpeer.pb"), ConfigSeq: seq, Class: ab.KafkaMessageRegular_CONFIG})
+	u1 := record(0, regular(configEnv("u1-batchsize-20.pb"), seq))
+	u2 := record(1, regular(configEnv("u2-org1-anchorpeer.pb"), seq))
 
-	signing, err := consensus.NewCore(channel, consensus.CoreState{LastBlock: genesis, Config: cfg}, consensus.SignResubmittedConfig(orderer0))
-	require.NoError(t, err)
-	unsigned, err := consensus.NewCore(channel, consensus.CoreState{LastBlock: genesis, Config: cfg})
-	require.NoError(t, err)
+	var cores [2]*consensus.Core
 	var blocks [2][][]byte
-	step := func(i int, c *consensus.Core, rec consensus.Record) *consensus.Ready {
-		r := c.Step(rec)
+	step := func(i int, rec consensus.Record) *consensus.Ready {
+		r := cores[i].Step(rec)
 		for _, b := range r.Blocks {
 			blocks[i] = append(blocks[i], protoutil.MarshalOrPanic(b.Block))
 		}
 		return r
 	}
-	var resubmission *ab.KafkaMessageRegular
-	for i, c := range []*consensus.Core{signing, unsigned} {
-		r := step(i, c, u1)
+	var resubmission *ab.KafkaMessage
+	for i := range cores {
+		cores[i], err = consensus.NewCore(channel, consensus.CoreState{LastBlock: genesis, Config: cfg})
+		require.NoError(t, err)
+		r := step(i, u1)
 		require.Len(t, r.Blocks, 1)
-		require.Equal(t, seq+1, c.Config().Sequence())
+		require.Equal(t, seq+1, cores[i].Config().Sequence())
 
-		r = step(i, c, u2)
+		r = step(i, u2)
 		require.Empty(t, r.Blocks)
+		require.Empty(t, r.Produce)
 		require.True(t, r.Resubmitting, "core %d: no new envelope may overtake the re-submitted config", i)
 		require.Len(t, r.Notes, 1)
-		if c == unsigned {
-			require.Empty(t, r.Produce)
-			require.Equal(t, consensus.NoteNotResubmitted, r.Notes[0].Kind)
-			continue
-		}
 		require.Equal(t, consensus.NoteResubmitted, r.Notes[0].Kind)
-		require.Len(t, r.Produce, 1)
-		resubmission = r.Produce[0].GetRegular()
-		require.Equal(t, ab.KafkaMessageRegular_CONFIG, resubmission.GetClass())
-		require.Equal(t, int64(1), resubmission.GetOriginalOffset())
-		require.Equal(t, seq+1, resubmission.GetConfigSeq())
-		require.NotEqual(t, u2.Value, resubmission.GetPayload(), "the envelope is computed again, not produced as it was")
+		require.Len(t, r.ConfigResubmissions, 1)
+		rs := r.ConfigResubmissions[0]
+		require.Equal(t, seq+1, rs.ConfigSeq)
+		require.Equal(t, int64(1), rs.OriginalOffset)
+		_, err := rs.Message(nil)
+		require.ErrorContains(t, err, "no signing identity")
+		m, err := rs.Message(orderer0)
+		require.NoError(t, err)
+		require.Equal(t, ab.KafkaMessageRegular_CONFIG, m.GetRegular().GetClass())
+		require.Equal(t, int64(1), m.GetRegular().GetOriginalOffset())
+		require.Equal(t, seq+1, m.GetRegular().GetConfigSeq())
+		require.NotEqual(t, u2.Value, m.GetRegular().GetPayload(), "the envelope is computed again, not produced as it was")
+		if resubmission == nil {
+			resubmission = m
+		}
 	}
-	// Both consume the signing node's re-submission and apply it.
-	for i, c := range []*consensus.Core{signing, unsigned} {
-		r := step(i, c, record(2, resubmission))
+	// Both consume the first re-submission and apply it.
+	for i := range cores {
+		r := step(i, record(2, resubmission))
 		require.Len(t, r.Blocks, 1, "core %d", i)
 		require.True(t, r.Blocks[0].IsConfig)
 		require.False(t, r.Resubmitting)
-		require.Equal(t, seq+2, c.Config().Sequence())
+		require.Equal(t, seq+2, cores[i].Config().Sequence())
 	}
 	require.Equal(t, blocks[0], blocks[1], "the cores cut different blocks")
-	require.Equal(t, uint32(20), signing.Config().BatchLimits().MaxMessageCount)
+	require.Equal(t, uint32(20), cores[0].Config().BatchLimits().MaxMessageCount)
 	theirs, err := protoutil.UnmarshalBlock(fabricFile(t, "blocks/008.block"))
 	require.NoError(t, err)
 	want, err := consensus.FabricConfigParser()(theirs)
 	require.NoError(t, err)
-	require.True(t, proto.Equal(want.(consensus.FabricConfig).Config(), signing.Config().(consensus.FabricConfig).Config()),
+	require.True(t, proto.Equal(want.(consensus.FabricConfig).Config(), cores[0].Config().(consensus.FabricConfig).Config()),
 		"the configuration of Fabric's block 8 (u1, then u2)")
 }
 

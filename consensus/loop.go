@@ -14,6 +14,7 @@ import (
 
 	"github.com/kafkaconsensus/kafkaconsensus/ledger"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
@@ -237,15 +238,7 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 	if r.Pending > 0 && ch.batchStart.IsZero() {
 		ch.batchStart = now
 	}
-	cl := ch.kc.cl
-	for _, m := range r.Produce {
-		rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeMessage(m)}
-		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-			if err != nil && ctx.Err() == nil {
-				ch.quiet.Log(logWarn, "produce", "producing", "message", m.String(), "err", err)
-			}
-		})
-	}
+	ch.produceAll(ctx, r)
 	switch r.Timer {
 	case TimerStart:
 		batch.Reset(r.BatchTimeout)
@@ -255,7 +248,7 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 	for _, n := range r.Notes {
 		ch.metrics.skipped.Add(ctx, 1, ch.metrics.reason(n.Kind.String()))
 		switch n.Kind {
-		case NoteSkipped, NoteInvalid, NoteEmptyTimeToCut, NoteFutureTimeToCut, NoteNotResubmitted:
+		case NoteSkipped, NoteInvalid, NoteEmptyTimeToCut, NoteFutureTimeToCut:
 			ch.quiet.Log(logWarn, "note:"+n.Kind.String(), "record not ordered", "kind", n.Kind, "offset", n.Offset, "err", n.Err)
 		default:
 			ch.log.Debug("record", "kind", n.Kind, "offset", n.Offset)
@@ -264,6 +257,41 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 	if r.Resubmitting != ch.st.Load().resubmitting {
 		ch.setState(func(s *state) { s.resubmitting = r.Resubmitting })
 	}
+}
+
+// produceAll produces what the core asked for: its messages, then the
+// configurations it computed again, signed by this node. A node that
+// cannot sign one leaves it to the others, which compute the same.
+func (ch *Chain) produceAll(ctx context.Context, r *Ready) {
+	for _, m := range r.Produce {
+		ch.produceMessage(ctx, m)
+	}
+	for _, rs := range r.ConfigResubmissions {
+		m, err := rs.Message(ch.cfg.signer)
+		if err != nil {
+			ch.metrics.skipped.Add(ctx, 1, ch.metrics.reason(reasonNotResubmitted))
+			ch.quiet.Log(logWarn, reasonNotResubmitted, "config computed again not re-submitted by this node; the others re-submit it",
+				"original_offset", rs.OriginalOffset, "err", err)
+			continue
+		}
+		ch.produceMessage(ctx, m)
+	}
+}
+
+// reasonNotResubmitted is the records_skipped reason of a configuration
+// computed again that this node could not sign.
+const reasonNotResubmitted = "not_resubmitted"
+
+// produceMessage produces m, logging a failure: the protocol does not
+// need any one node's message to land, since every node produces its own
+// copy.
+func (ch *Chain) produceMessage(ctx context.Context, m *ab.KafkaMessage) {
+	rec := &kgo.Record{Topic: ch.topic, Partition: 0, Key: recordKey, Value: encodeMessage(m)}
+	ch.kc.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		if err != nil && ctx.Err() == nil {
+			ch.quiet.Log(logWarn, "produce", "producing", "message", m.String(), "err", err)
+		}
+	})
 }
 
 // write signs block b and appends it to the ledger.

@@ -97,14 +97,10 @@ func defaultSettings() settings {
 
 // coreOpts are the options the chains' cores are made with.
 func (c *settings) coreOpts() []CoreOption {
-	var opts []CoreOption
 	if c.validateAll {
-		opts = append(opts, ValidateEveryEnvelope())
+		return []CoreOption{ValidateEveryEnvelope()}
 	}
-	if c.signer != nil {
-		opts = append(opts, SignResubmittedConfig(c.signer))
-	}
-	return opts
+	return nil
 }
 
 func (c *settings) validate() error {

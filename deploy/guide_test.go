@@ -111,7 +111,7 @@ func TestGuideMetrics(t *testing.T) {
 	reasons := map[string][]string{
 		"kafkaconsensus_envelopes_rejected_total": {"invalid", "too_large", "not_ready", "halted", "stale_config", "canceled"},
 	}
-	for k := consensus.NoteSkipped; k <= consensus.NoteNotResubmitted; k++ {
+	for k := consensus.NoteSkipped; k <= consensus.NoteFutureTimeToCut; k++ {
 		reasons["kafkaconsensus_records_skipped_total"] = append(reasons["kafkaconsensus_records_skipped_total"], k.String())
 	}
 	for metric, rs := range reasons {

@@ -54,6 +54,7 @@ func FormatBlock(b *cb.Block) string {
 // FormatReady describes what a step of a core asked of its node, in one
 // line, its items separated by "; ": the blocks (FormatBlock), the
 // messages to produce ("produce ttc 2", "produce normal a seq=1 orig=4"),
+// the configurations computed again ("resubmit config seq=2 orig=7"),
 // the timer action ("timer start", "timer stop") and the notes ("note
 // stale_ttc@5"). It returns "" for a Ready that asks nothing.
 func FormatReady(r *consensus.Ready) string {
@@ -63,6 +64,9 @@ func FormatReady(r *consensus.Ready) string {
 	}
 	for _, m := range r.Produce {
 		items = append(items, "produce "+FormatMessage(m))
+	}
+	for _, rs := range r.ConfigResubmissions {
+		items = append(items, fmt.Sprintf("resubmit config seq=%d orig=%d", rs.ConfigSeq, rs.OriginalOffset))
 	}
 	if r.Timer != consensus.TimerKeep {
 		items = append(items, "timer "+r.Timer.String())

@@ -37,6 +37,7 @@ type Log struct {
 	parser   consensus.ConfigParser
 	coreOpts []consensus.CoreOption
 	hook     func(node int, rec *consensus.Record, r *consensus.Ready)
+	signer   consensus.Signer // signs Ready.ConfigResubmissions; nil: none are queued
 	rng      *rand.Rand
 	random   bool
 	dupRate  float64
@@ -88,6 +89,13 @@ func WithConfigParser(p consensus.ConfigParser) Option { return func(l *Log) { l
 func WithCoreOptions(opts ...consensus.CoreOption) Option {
 	return func(l *Log) { l.coreOpts = append(l.coreOpts, opts...) }
 }
+
+// WithSigner makes every node sign the configurations its core computes
+// again (Ready.ConfigResubmissions) with signer and queue them, as a node
+// with a signing identity does. Without it the nodes queue none, as nodes
+// without one do; channels whose configuration is not a
+// consensus.ConfigReprocessor never need one.
+func WithSigner(signer consensus.Signer) Option { return func(l *Log) { l.signer = signer } }
 
 // WithRandomInterleaving delivers the nodes' queued messages in a random
 // order drawn from seed: each delivery takes the oldest message of a node
@@ -454,6 +462,11 @@ func (l *Log) apply(i int, rec *consensus.Record, r *consensus.Ready) {
 	}
 	for _, m := range r.Produce {
 		n.outbox = append(n.outbox, protoutil.MarshalOrPanic(m))
+	}
+	for _, rs := range r.ConfigResubmissions {
+		if m, err := rs.Message(l.signer); err == nil {
+			n.outbox = append(n.outbox, protoutil.MarshalOrPanic(m))
+		}
 	}
 	switch r.Timer {
 	case consensus.TimerStart:

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -169,6 +170,12 @@ type Core struct {
 	lastOffsetPersisted         int64
 	lastOriginalOffsetProcessed int64
 	lastResubmittedConfigOffset int64
+	// resubmittedAgain holds the original offsets of re-submitted normal
+	// messages that were stale again and re-submitted once more: their
+	// other copies are duplicates (see KafkaMetadata.resubmitted_again).
+	// Entries at or below lastOriginalOffsetProcessed are pruned when a
+	// block is cut.
+	resubmittedAgain map[int64]bool
 
 	timerRunning bool
 
@@ -247,6 +254,9 @@ func NewCore(channel string, st CoreState, opts ...CoreOption) (*Core, error) {
 		c.lastOffsetPersisted = md.LastOffsetPersisted
 		c.lastOriginalOffsetProcessed = md.LastOriginalOffsetProcessed
 		c.lastResubmittedConfigOffset = md.LastResubmittedConfigOffset
+		for _, o := range md.ResubmittedAgain {
+			c.markResubmittedAgain(o)
+		}
 		if len(md.TopicId) > 0 {
 			c.topicID = md.TopicId
 		}
@@ -422,7 +432,7 @@ func (c *Core) regularDecoded(m *ab.KafkaMessageRegular, env *cb.Envelope, raw [
 		c.note(NoteSkipped, offset, fmt.Errorf("%w: message of config sequence %d at sequence %d", ErrStaleConfig, m.ConfigSeq, c.config.Sequence()))
 		return
 	}
-	if m.OriginalOffset != 0 && m.OriginalOffset <= c.lastOriginalOffsetProcessed {
+	if m.OriginalOffset != 0 && (m.OriginalOffset <= c.lastOriginalOffsetProcessed || c.resubmittedAgain[m.OriginalOffset]) {
 		c.note(NoteDuplicate, offset, nil)
 		return
 	}
@@ -461,6 +471,13 @@ func (c *Core) normal(env *cb.Envelope, raw []byte, m *ab.KafkaMessageRegular, o
 		}
 	}
 	if m.ConfigSeq < c.config.Sequence() {
+		if m.OriginalOffset != 0 {
+			// Every node re-submitted this envelope; each copy that arrives
+			// is stale again. Re-submit the first one only, under its own
+			// offset as Fabric does, so that the envelope stays one message:
+			// the other copies are duplicates of it.
+			c.markResubmittedAgain(m.OriginalOffset)
+		}
 		c.resubmit(m.Payload, m.Class, offset)
 		return
 	}
@@ -656,12 +673,39 @@ func (c *Core) cutBlock(batch []*cb.Envelope, persistedOffset int64, isConfig bo
 		LastResubmittedConfigOffset: c.lastResubmittedConfigOffset,
 		TopicId:                     c.topicID,
 		Persisted:                   c.fingerprint(persistedOffset),
+		ResubmittedAgain:            c.pruneResubmittedAgain(),
 	}
 	setOrdererMetadata(b, md, c.lastConfigBlock)
 	c.ready.Blocks = append(c.ready.Blocks, Block{Block: b, Metadata: md, IsConfig: isConfig})
 	c.prevHash = protoutil.HeaderHash(b.Header)
 	c.nextNumber++
 	c.lastOffsetPersisted = persistedOffset
+}
+
+// markResubmittedAgain records that the re-submission of the message
+// first consumed at original offset o was re-submitted again.
+func (c *Core) markResubmittedAgain(o int64) {
+	if c.resubmittedAgain == nil {
+		c.resubmittedAgain = make(map[int64]bool)
+	}
+	c.resubmittedAgain[o] = true
+}
+
+// pruneResubmittedAgain forgets the original offsets at or below
+// lastOriginalOffsetProcessed, whose copies are duplicates anyway, and
+// returns the others in increasing order: what a block records, and a
+// core restarted from it restores.
+func (c *Core) pruneResubmittedAgain() []int64 {
+	var out []int64
+	for o := range c.resubmittedAgain {
+		if o <= c.lastOriginalOffsetProcessed {
+			delete(c.resubmittedAgain, o)
+			continue
+		}
+		out = append(out, o)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // fingerprint returns the fingerprint of the last record consumed at or

@@ -92,7 +92,11 @@
 //   - A message validated under an older configuration sequence is
 //     validated again: an invalid one is dropped, a valid one is produced
 //     again with original_offset set; re-submissions already processed are
-//     dropped as duplicates. While a re-submitted CONFIG message is in
+//     dropped as duplicates. When another config update makes a
+//     re-submitted normal message stale again, only its first copy in the
+//     log is re-submitted once more; the blocks record its original offset
+//     (KafkaMetadata field 102) until it is processed, and every other
+//     copy is a duplicate, where Fabric 1.4 would order one per copy. While a re-submitted CONFIG message is in
 //     flight, Order and Configure wait, so that nothing overtakes it. A
 //     CONFIG message of Fabric's config tree holds a whole configuration
 //     computed for its sequence, so it is not validated again as it is:
@@ -112,20 +116,21 @@
 // Every block carries, in its ORDERER metadata slot, a KafkaMetadata with
 // the offset of the last record it persisted, the last original offset
 // processed and the last re-submitted config offset (Fabric's three
-// fields), and the identity of the log it was cut from (fields of our own,
+// fields); the identity of the log it was cut from (fields of our own,
 // 100 and 101, which Fabric's decoders skip): the topic ID, and a
 // LogFingerprint of the last record consumed at or before the persisted
-// offset (its offset, leader epoch and the SHA-256 of its value). Every node
-// writes the same values. The SIGNATURES slot's value is Fabric 1.4.12's
-// OrdererBlockMetadata (the last config block's number and the ORDERER
-// slot's bytes), so each node's signature covers the offsets. A restarting node
-// reads its last block, restores those three, restores the channel
-// configuration from the block its LAST_CONFIG slot names, and resumes
-// consumption after the persisted offset. When a record both cuts a block
-// and stays pending (or goes into a second block), the first block records
-// the offset before it, so the record is consumed again after a restart.
-// A restarted node therefore writes exactly the blocks it would have
-// written had it not stopped.
+// offset (its offset, leader epoch and the SHA-256 of its value); and the
+// original offsets re-submitted again and not yet processed (field 102,
+// resubmitted_again). Every node writes the same values. The SIGNATURES
+// slot's value is Fabric 1.4.12's OrdererBlockMetadata (the last config
+// block's number and the ORDERER slot's bytes), so each node's signature
+// covers the offsets. A restarting node reads its last block, restores the
+// offsets and field 102, restores the channel configuration from the block
+// its LAST_CONFIG slot names, and resumes consumption after the persisted
+// offset. When a record both cuts a block and stays pending (or goes into
+// a second block), the first block records the offset before it, so the
+// record is consumed again after a restart. A restarted node therefore
+// writes exactly the blocks it would have written had it not stopped.
 //
 // # The log is checked before it is trusted
 //

@@ -333,9 +333,9 @@ func (x *KafkaMessageConnect) GetPayload() []byte {
 }
 
 // KafkaMetadata is stored in every block's ORDERER metadata slot. Fields 1
-// to 3 are Fabric's; the log identity (fields 100 and 101) is
-// kafkaconsensus's own, under numbers Fabric never used, so that Fabric's
-// decoders still read the first three and skip the rest.
+// to 3 are Fabric's; the log identity (fields 100 and 101) and field 102
+// are kafkaconsensus's own, under numbers Fabric never used, so that
+// Fabric's decoders still read the first three and skip the rest.
 type KafkaMetadata struct {
 	state                       protoimpl.MessageState `protogen:"open.v1"`
 	LastOffsetPersisted         int64                  `protobuf:"varint,1,opt,name=last_offset_persisted,json=lastOffsetPersisted,proto3" json:"last_offset_persisted,omitempty"`
@@ -346,9 +346,16 @@ type KafkaMetadata struct {
 	TopicId []byte `protobuf:"bytes,100,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
 	// persisted is the fingerprint of the last record consumed at or before
 	// last_offset_persisted; absent when no record was persisted yet.
-	Persisted     *LogFingerprint `protobuf:"bytes,101,opt,name=persisted,proto3" json:"persisted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Persisted *LogFingerprint `protobuf:"bytes,101,opt,name=persisted,proto3" json:"persisted,omitempty"`
+	// resubmitted_again lists, in increasing order, the original offsets
+	// above last_original_offset_processed of re-submitted normal messages
+	// that a later configuration change made stale again, and that were
+	// re-submitted once more under the offset they were then consumed at:
+	// every other copy of them is a duplicate. Empty when there is none,
+	// and in blocks written before it existed.
+	ResubmittedAgain []int64 `protobuf:"varint,102,rep,packed,name=resubmitted_again,json=resubmittedAgain,proto3" json:"resubmitted_again,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *KafkaMetadata) Reset() {
@@ -412,6 +419,13 @@ func (x *KafkaMetadata) GetTopicId() []byte {
 func (x *KafkaMetadata) GetPersisted() *LogFingerprint {
 	if x != nil {
 		return x.Persisted
+	}
+	return nil
+}
+
+func (x *KafkaMetadata) GetResubmittedAgain() []int64 {
+	if x != nil {
+		return x.ResubmittedAgain
 	}
 	return nil
 }
@@ -507,13 +521,14 @@ const file_orderer_kafka_proto_rawDesc = "" +
 	"\x15KafkaMessageTimeToCut\x12!\n" +
 	"\fblock_number\x18\x01 \x01(\x04R\vblockNumber\"/\n" +
 	"\x13KafkaMessageConnect\x12\x18\n" +
-	"\apayload\x18\x01 \x01(\fR\apayload\"\x9f\x02\n" +
+	"\apayload\x18\x01 \x01(\fR\apayload\"\xcc\x02\n" +
 	"\rKafkaMetadata\x122\n" +
 	"\x15last_offset_persisted\x18\x01 \x01(\x03R\x13lastOffsetPersisted\x12C\n" +
 	"\x1elast_original_offset_processed\x18\x02 \x01(\x03R\x1blastOriginalOffsetProcessed\x12C\n" +
 	"\x1elast_resubmitted_config_offset\x18\x03 \x01(\x03R\x1blastResubmittedConfigOffset\x12\x19\n" +
 	"\btopic_id\x18d \x01(\fR\atopicId\x125\n" +
-	"\tpersisted\x18e \x01(\v2\x17.orderer.LogFingerprintR\tpersisted\"j\n" +
+	"\tpersisted\x18e \x01(\v2\x17.orderer.LogFingerprintR\tpersisted\x12+\n" +
+	"\x11resubmitted_again\x18f \x03(\x03R\x10resubmittedAgain\"j\n" +
 	"\x0eLogFingerprint\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12!\n" +
 	"\fleader_epoch\x18\x02 \x01(\x05R\vleaderEpoch\x12\x1d\n" +

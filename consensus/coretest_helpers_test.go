@@ -237,9 +237,13 @@ func renderReady(t testing.TB, r *Ready, withReasons bool) string {
 		if b.IsConfig {
 			kind = " config"
 		}
-		lines = append(lines, fmt.Sprintf("block %d%s [%s] persisted=%d orig=%d resub=%d lastconfig=%d",
+		again := ""
+		if len(md.ResubmittedAgain) > 0 {
+			again = fmt.Sprintf(" again=%v", md.ResubmittedAgain)
+		}
+		lines = append(lines, fmt.Sprintf("block %d%s [%s] persisted=%d orig=%d resub=%d%s lastconfig=%d",
 			b.Block.Header.Number, kind, strings.Join(payloads(t, b.Block), " "),
-			md.LastOffsetPersisted, md.LastOriginalOffsetProcessed, md.LastResubmittedConfigOffset, lc))
+			md.LastOffsetPersisted, md.LastOriginalOffsetProcessed, md.LastResubmittedConfigOffset, again, lc))
 	}
 	for _, m := range r.Produce {
 		lines = append(lines, "produce "+renderMsg(t, m))

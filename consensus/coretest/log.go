@@ -20,8 +20,9 @@ import (
 //     running node, in node order; the blocks each node's core cuts are
 //     appended to that node's ledger (Blocks);
 //   - what a core asks to produce (Ready.Produce: time-to-cuts,
-//     re-submissions) is queued by that node, and appended to the log
-//     when delivered (Deliver, Flush; at once unless WithManualDelivery).
+//     re-submissions; Ready.ConfigResubmissions, signed with WithSigner's
+//     identity) is queued by that node, and appended to the log when
+//     delivered (Deliver, Flush; at once unless WithManualDelivery).
 //     Each node produces its own copy, as real nodes do, so the log gets
 //     duplicates and competing time-to-cuts, which the cores must sort out;
 //   - batch timers run on a fake clock (Advance): a timer started by

@@ -332,14 +332,14 @@ func TestChecksFindFaults(t *testing.T) {
 	require.True(t, errors.Is(l.Check(nil), err) || strings.Contains(l.Check(nil).Error(), err.Error()))
 }
 
-var randomSeeds = flag.Int("seeds", 0, "runs of TestLogRandomised, one seed each (default 60; 8 with -short or -race)")
+var randomSeeds = flag.Int("seeds", 0, "runs of TestLogRandomised, one seed each (default 250; 8 with -short or -race)")
 
 // TestLogRandomised: many nodes, random submissions (some validated before
 // a config change, some that stop being valid), config updates, timer
 // expiries, deliveries in random order with duplicates, restarts,
 // stopped nodes and strangers' records: the invariants hold.
 func TestLogRandomised(t *testing.T) {
-	seeds := uint64(60)
+	seeds := uint64(250)
 	if testing.Short() || raceEnabled {
 		seeds = 8
 	}

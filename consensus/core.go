@@ -426,6 +426,15 @@ func (c *Core) regularDecoded(m *ab.KafkaMessageRegular, env *cb.Envelope, raw [
 		c.note(NoteSkipped, offset, fmt.Errorf("negative original offset %d", m.OriginalOffset))
 		return
 	}
+	if m.OriginalOffset != 0 && m.OriginalOffset >= offset {
+		// A node re-submits a message after consuming it, so an original
+		// offset is always below the record's own: only another writer
+		// puts this here, and taking it would raise the duplicate
+		// watermark past re-submissions still in flight, which every node
+		// would then drop.
+		c.note(NoteSkipped, offset, fmt.Errorf("original offset %d not below the record's own offset", m.OriginalOffset))
+		return
+	}
 	if m.ConfigSeq > c.config.Sequence() {
 		// No node validates against a configuration the log has not
 		// reached yet: only a foreign writer produces this.

@@ -211,6 +211,7 @@ func foreignRecords() map[string][]byte {
 		"class-unknown":          mustMarshal(regularMsg(env, 0, ab.KafkaMessageRegular_UNKNOWN, 0)),
 		"class-7":                mustMarshal(regularMsg(env, 0, ab.KafkaMessageRegular_Class(7), 0)),
 		"negative-orig":          mustMarshal(regularMsg(env, 0, ab.KafkaMessageRegular_NORMAL, -5)),
+		"future-orig":            mustMarshal(regularMsg(env, 0, ab.KafkaMessageRegular_NORMAL, 1<<40)),
 		"ttc-unknown-field":      withUnknownField(ttc(1)),
 	}
 }

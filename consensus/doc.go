@@ -105,8 +105,9 @@
 //     and each node with a signing identity re-submits the result signed
 //     by itself; the log keeps the first.
 //   - Records that are not orderer messages (anything another writer put in
-//     the topic, or messages with fields the protocol does not define) are
-//     skipped by every node alike, logged and counted. With
+//     the topic, or messages with fields the protocol does not define, or
+//     an original offset that is not below the record's own) are skipped
+//     by every node alike, logged and counted. With
 //     WithEnvelopeValidation every node also validates each envelope it
 //     consumes and skips invalid ones alike; without it, Kafka's ACLs are
 //     the boundary (only orderers may write to channel topics).

@@ -83,7 +83,8 @@ func Garbage() []byte { return []byte{0xff, 0xff, 0xff, 0x07, 'x'} }
 // record, a KafkaMessage with a field the protocol does not define, a
 // regular message whose payload is not an envelope, one with an empty
 // envelope, one of an unknown class, one with a negative original offset,
-// one validated at a sequence no channel reaches, and a time-to-cut for a
+// one with an original offset no record reaches, one validated at a
+// sequence no channel reaches, and a time-to-cut for a
 // block far in the future. Appended to a log, they shift offsets but never
 // change which envelopes are ordered, nor in which blocks.
 func StrangerRecords() [][]byte {
@@ -97,6 +98,7 @@ func StrangerRecords() [][]byte {
 		regular(nil, 0, ab.KafkaMessageRegular_NORMAL, 0),
 		regular(env, 0, ab.KafkaMessageRegular_UNKNOWN, 0),
 		regular(env, 0, ab.KafkaMessageRegular_NORMAL, -5),
+		regular(env, 0, ab.KafkaMessageRegular_NORMAL, 1<<62),
 		regular(env, 1<<62, ab.KafkaMessageRegular_NORMAL, 0),
 		TimeToCut(1 << 40),
 	}

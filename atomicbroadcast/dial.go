@@ -41,8 +41,7 @@ const ClientKeepaliveTime = time.Minute
 // multi-host tests, clients cut from a node for 5 seconds were
 // acknowledged by it again 0.05 to 1.1 seconds after the link came back
 // with a stall timeout of 2 seconds, against 1.5 to 1.6 seconds without
-// keepalive (6 runs each).
-// A stall of 0 or less leaves keepalive off.
+// keepalive (6 runs each). A stall of 0 or less leaves keepalive off.
 //
 // Append options of your own after these: a later keepalive or call
 // option replaces the one set here.

@@ -79,8 +79,8 @@ type ConfigUpdater interface {
 // CONFIG message that another configuration change overtook in the log
 // cannot then be validated again as it is: the core computes it again
 // from its update against the configuration in force, as Fabric's orderer
-// does (ProcessConfigMsg), and re-submits the result signed by the node
-// (see SignResubmittedConfig).
+// does (ProcessConfigMsg), and the node re-submits the result signed by
+// itself (see Ready.ConfigResubmissions).
 type ConfigReprocessor interface {
 	// ReproposeConfig computes again, against this configuration, the
 	// configuration of env, a CONFIG envelope made against an older one,

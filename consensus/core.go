@@ -441,6 +441,14 @@ func (c *Core) regularDecoded(m *ab.KafkaMessageRegular, env *cb.Envelope, raw [
 		c.note(NoteSkipped, offset, fmt.Errorf("%w: message of config sequence %d at sequence %d", ErrStaleConfig, m.ConfigSeq, c.config.Sequence()))
 		return
 	}
+	if offset == 0 && m.ConfigSeq < c.config.Sequence() {
+		// Every node posts a Connect record before any envelope, so only
+		// another writer puts a message at offset 0, and a stale one could
+		// not be re-submitted: its original offset would be 0, which means
+		// none, and every node's copy would be ordered.
+		c.note(NoteSkipped, offset, fmt.Errorf("message of config sequence %d, stale at offset 0", m.ConfigSeq))
+		return
+	}
 	if m.OriginalOffset != 0 && (m.OriginalOffset <= c.lastOriginalOffsetProcessed || c.resubmittedAgain[m.OriginalOffset]) {
 		c.note(NoteDuplicate, offset, nil)
 		return

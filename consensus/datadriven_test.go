@@ -58,14 +58,15 @@ func (s *scenario) reset(t *testing.T, cfg ChannelConfig, opts []CoreOption) {
 func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 	switch d.Cmd {
 	case "reset":
-		maxCount, preferred := uint32(3), uint32(20)
+		maxCount, preferred, seq := uint32(3), uint32(20), uint64(0)
 		d.MaybeScanArgs(t, "max", &maxCount)
 		d.MaybeScanArgs(t, "preferred", &preferred)
+		d.MaybeScanArgs(t, "seq", &seq)
 		var opts []CoreOption
 		if d.HasArg("validate-all") {
 			opts = append(opts, ValidateEveryEnvelope())
 		}
-		s.reset(t, newFakeConfig(0, maxCount, preferred), opts)
+		s.reset(t, newFakeConfig(seq, maxCount, preferred), opts)
 		return ""
 	case "normal", "config":
 		class := ab.KafkaMessageRegular_NORMAL

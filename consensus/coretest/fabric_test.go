@@ -1,17 +1,21 @@
 package coretest_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kafkaconsensus/kafkaconsensus/consensus"
 	"github.com/kafkaconsensus/kafkaconsensus/consensus/coretest"
+	"github.com/kafkaconsensus/kafkaconsensus/fabricconfig"
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
+	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
@@ -74,4 +78,131 @@ func TestLogFabricConfigOvertaken(t *testing.T) {
 		// the time-to-cut.
 		require.Equal(t, "block 1 config persisted=0\nblock 2 config persisted=2\nblock 3 [after] persisted=6", l.Summary(0))
 	}
+}
+
+// TestLogFabricRandomised runs Fabric's fabchannel on 4 nodes with random
+// traffic: envelopes of Org1's user, some validated before the last config
+// update, and updates of the batch size or timeout, signed by the orderer
+// admin and made against the configuration in force or an older one, so
+// that many are overtaken and computed again (those that rewrite a value
+// changed meanwhile are then refused, as in Fabric). Deliveries come in a
+// random order, with duplicates, and nodes restart. The nodes agree, a
+// restarted core cuts the same blocks, every envelope is ordered once,
+// and no update is applied twice.
+func TestLogFabricRandomised(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(fabricFixtures, "fabchannel-genesis.block"))
+	require.NoError(t, err)
+	genesis, err := protoutil.UnmarshalBlock(raw)
+	require.NoError(t, err)
+	load := func(dir, mspID string) msp.SigningIdentity {
+		id, err := msp.LoadSigningIdentity(filepath.Join(fabricFixtures, "crypto", dir, "msp"), mspID)
+		require.NoError(t, err)
+		return id
+	}
+	orderer0 := load("ordererOrganizations/example.com/orderers/orderer0.example.com", "OrdererMSP")
+	admin := load("ordererOrganizations/example.com/users/Admin@example.com", "OrdererMSP")
+	user := load("peerOrganizations/org1.example.com/users/User1@org1.example.com", "Org1MSP")
+
+	seeds := uint64(12)
+	if testing.Short() || raceEnabled {
+		seeds = 2
+	}
+	recomputed := 0
+	for seed := range seeds {
+		r := newRand(seed)
+		l := newLog(t, 4, nil, coretest.WithChannel("fabchannel"), coretest.WithGenesis(genesis),
+			coretest.WithConfigParser(consensus.FabricConfigParser()), coretest.WithSigner(orderer0),
+			coretest.WithRandomInterleaving(seed), coretest.WithManualDelivery(), coretest.WithDuplicateProduces(0.1),
+			coretest.WithReadyHook(func(node int, _ *consensus.Record, r *consensus.Ready) {
+				if node == 0 {
+					recomputed += len(r.ConfigResubmissions)
+				}
+			}))
+		// Config envelopes made against earlier configurations, not
+		// submitted yet, with the sequence they were made at.
+		type made struct {
+			env *cb.Envelope
+			seq uint64
+		}
+		var backlog []made
+		nUpdates := 0
+		update := func() made {
+			cfg := l.Config().(consensus.FabricConfig)
+			next := proto.Clone(cfg.Config()).(*cb.Config)
+			orderer := next.ChannelGroup.Groups["Orderer"]
+			nUpdates++ // in each value, so that every update changes something
+			if r.IntN(2) == 0 {
+				setValue(orderer, fabricconfig.BatchSizeKey, &ab.BatchSize{MaxMessageCount: uint32(1 + r.IntN(5)), AbsoluteMaxBytes: 1 << 20, PreferredMaxBytes: 1<<19 + uint32(nUpdates)})
+			} else {
+				setValue(orderer, fabricconfig.BatchTimeoutKey, &ab.BatchTimeout{Timeout: fmt.Sprintf("%dus", 200_000+r.IntN(2_000_000)+nUpdates)})
+			}
+			cu, err := fabricconfig.ComputeUpdate("fabchannel", cfg.Config(), next)
+			require.NoError(t, err)
+			u, err := fabricconfig.NewConfigUpdateEnvelope(cu, admin)
+			require.NoError(t, err)
+			env, err := cfg.ProcessConfigUpdate(u, orderer0)
+			require.NoError(t, err)
+			return made{env, cfg.Sequence()}
+		}
+		tx, first := 0, l.Config().Sequence()
+		for range 150 {
+			seq := l.Config().Sequence()
+			switch x := r.IntN(100); {
+			case x < 40:
+				tx++
+				env, err := protoutil.NewSignedEnvelope(cb.HeaderType_ENDORSER_TRANSACTION, "fabchannel", fmt.Appendf(nil, "t%d", tx), user)
+				require.NoError(t, err)
+				at := seq
+				if seq > first && r.IntN(4) == 0 {
+					at = seq - 1 // validated before the last update
+				}
+				l.SubmitAt(at, env)
+			case x < 46:
+				backlog = append(backlog, update())
+			case x < 52 && len(backlog) > 0:
+				i := r.IntN(len(backlog))
+				l.SubmitConfigAt(backlog[i].seq, backlog[i].env)
+				backlog = append(backlog[:i], backlog[i+1:]...)
+			case x < 75:
+				l.Deliver()
+			case x < 88:
+				l.Advance(time.Duration(r.IntN(1500)) * time.Millisecond)
+			case x < 92:
+				require.NoError(t, l.Restart(r.IntN(4)), "seed %d", seed)
+			default:
+				l.Flush()
+			}
+		}
+		require.NoError(t, l.Settle(), "seed %d", seed)
+		// A config envelope computed again is not the one submitted.
+		isConfig := func(env *cb.Envelope) bool {
+			h, err := protoutil.EnvelopeHeaders(env)
+			return err == nil && cb.HeaderType(h.ChannelHeader.GetType()) == cb.HeaderType_CONFIG
+		}
+		require.NoError(t, l.Check(isConfig), "seed %d", seed)
+		updates := map[string]bool{}
+		configs := 0
+		for _, b := range l.Blocks(0)[1:] {
+			env, err := protoutil.UnmarshalEnvelope(b.Data.Data[0])
+			require.NoError(t, err)
+			if !isConfig(env) {
+				continue
+			}
+			configs++
+			h, err := protoutil.EnvelopeHeaders(env)
+			require.NoError(t, err)
+			ce := new(cb.ConfigEnvelope)
+			require.NoError(t, proto.Unmarshal(h.Payload.Data, ce))
+			key := string(protoutil.MarshalOrPanic(ce.LastUpdate))
+			require.False(t, updates[key], "seed %d: an update applied twice", seed)
+			updates[key] = true
+		}
+		require.Equal(t, uint64(configs), l.Config().Sequence()-1, "seed %d: one sequence per config block", seed)
+		require.Positive(t, configs, "seed %d", seed)
+	}
+	require.Positive(t, recomputed, "no update was overtaken and computed again")
+}
+
+func setValue(g *cb.ConfigGroup, key string, m proto.Message) {
+	g.Values[key].Value = protoutil.MarshalOrPanic(m)
 }

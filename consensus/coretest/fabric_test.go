@@ -86,9 +86,10 @@ func TestLogFabricConfigOvertaken(t *testing.T) {
 // admin and made against the configuration in force or an older one, so
 // that many are overtaken and computed again (those that rewrite a value
 // changed meanwhile are then refused, as in Fabric). Deliveries come in a
-// random order, with duplicates, and nodes restart. The nodes agree, a
-// restarted core cuts the same blocks, every envelope is ordered once,
-// and no update is applied twice.
+// random order, with duplicates; nodes restart, stop and start again, and
+// strangers write records. The nodes agree, a restarted core cuts the
+// same blocks, every envelope is ordered once, and no update is applied
+// twice.
 func TestLogFabricRandomised(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(fabricFixtures, "fabchannel-genesis.block"))
 	require.NoError(t, err)
@@ -167,11 +168,23 @@ func TestLogFabricRandomised(t *testing.T) {
 				l.Deliver()
 			case x < 88:
 				l.Advance(time.Duration(r.IntN(1500)) * time.Millisecond)
-			case x < 92:
+			case x < 91:
 				require.NoError(t, l.Restart(r.IntN(4)), "seed %d", seed)
+			case x < 93:
+				if i := r.IntN(4); running(l) > 1 {
+					l.Stop(i)
+				}
+			case x < 95:
+				require.NoError(t, l.Start(r.IntN(4)), "seed %d", seed)
+			case x < 97:
+				s := coretest.StrangerRecords()
+				l.Append(s[r.IntN(len(s))])
 			default:
 				l.Flush()
 			}
+		}
+		for i := range 4 {
+			require.NoError(t, l.Start(i), "seed %d", seed)
 		}
 		require.NoError(t, l.Settle(), "seed %d", seed)
 		// A config envelope computed again is not the one submitted.

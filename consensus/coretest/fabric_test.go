@@ -16,6 +16,7 @@ import (
 	"github.com/kafkaconsensus/kafkaconsensus/msp"
 	cb "github.com/kafkaconsensus/kafkaconsensus/protos/common"
 	ab "github.com/kafkaconsensus/kafkaconsensus/protos/orderer"
+	pb "github.com/kafkaconsensus/kafkaconsensus/protos/peer"
 	"github.com/kafkaconsensus/kafkaconsensus/protoutil"
 )
 
@@ -82,10 +83,11 @@ func TestLogFabricConfigOvertaken(t *testing.T) {
 
 // TestLogFabricRandomised runs Fabric's fabchannel on 4 nodes with random
 // traffic: envelopes of Org1's user, some validated before the last config
-// update, and updates of the batch size or timeout, signed by the orderer
-// admin and made against the configuration in force or an older one, so
-// that many are overtaken and computed again (those that rewrite a value
-// changed meanwhile are then refused, as in Fabric). Deliveries come in a
+// update, and updates of the batch size or timeout (signed by the orderer
+// admin) or of Org1's anchor peer (signed by Org1's admin), made against
+// the configuration in force or an older one, so that many are overtaken
+// and computed again (those that rewrite a value changed meanwhile are
+// then refused, as in Fabric). Deliveries come in a
 // random order, with duplicates; nodes restart, stop and start again, and
 // strangers write records. The nodes agree, a restarted core cuts the
 // same blocks, every envelope is ordered once, and no update is applied
@@ -102,6 +104,7 @@ func TestLogFabricRandomised(t *testing.T) {
 	}
 	orderer0 := load("ordererOrganizations/example.com/orderers/orderer0.example.com", "OrdererMSP")
 	admin := load("ordererOrganizations/example.com/users/Admin@example.com", "OrdererMSP")
+	org1Admin := load("peerOrganizations/org1.example.com/users/Admin@org1.example.com", "Org1MSP")
 	user := load("peerOrganizations/org1.example.com/users/User1@org1.example.com", "Org1MSP")
 
 	seeds := uint64(12)
@@ -132,14 +135,27 @@ func TestLogFabricRandomised(t *testing.T) {
 			next := proto.Clone(cfg.Config()).(*cb.Config)
 			orderer := next.ChannelGroup.Groups["Orderer"]
 			nUpdates++ // in each value, so that every update changes something
-			if r.IntN(2) == 0 {
+			signer := admin
+			switch r.IntN(3) {
+			case 0:
 				setValue(orderer, fabricconfig.BatchSizeKey, &ab.BatchSize{MaxMessageCount: uint32(1 + r.IntN(5)), AbsoluteMaxBytes: 1 << 20, PreferredMaxBytes: 1<<19 + uint32(nUpdates)})
-			} else {
+			case 1:
 				setValue(orderer, fabricconfig.BatchTimeoutKey, &ab.BatchTimeout{Timeout: fmt.Sprintf("%dus", 200_000+r.IntN(2_000_000)+nUpdates)})
+			default:
+				// Org1's anchor peer: the first one adds a value to the
+				// Org1MSP group (a new version of the group, which
+				// overtaken updates of it read), later ones change it.
+				org1 := next.ChannelGroup.Groups["Application"].Groups["Org1MSP"]
+				anchors := &pb.AnchorPeers{AnchorPeers: []*pb.AnchorPeer{{Host: "127.0.0.1", Port: int32(30000 + nUpdates)}}}
+				if org1.Values[fabricconfig.AnchorPeersKey] == nil {
+					org1.Values[fabricconfig.AnchorPeersKey] = &cb.ConfigValue{ModPolicy: fabricconfig.AdminsPolicy}
+				}
+				setValue(org1, fabricconfig.AnchorPeersKey, anchors)
+				signer = org1Admin
 			}
 			cu, err := fabricconfig.ComputeUpdate("fabchannel", cfg.Config(), next)
 			require.NoError(t, err)
-			u, err := fabricconfig.NewConfigUpdateEnvelope(cu, admin)
+			u, err := fabricconfig.NewConfigUpdateEnvelope(cu, signer)
 			require.NoError(t, err)
 			env, err := cfg.ProcessConfigUpdate(u, orderer0)
 			require.NoError(t, err)

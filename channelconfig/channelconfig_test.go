@@ -26,12 +26,12 @@ type org struct {
 	member *testutil.Identity
 }
 
-func newOrg(t *testing.T, mspID string) org {
+func newOrg(t testing.TB, mspID string) org {
 	ca := testutil.NewCA(t, mspID)
 	return org{ca: ca, admin: ca.Issue("admin", testutil.ListedAdmin()), member: ca.Issue("member")}
 }
 
-func newOrgs(t *testing.T, ids ...string) ([]org, []*testutil.CA) {
+func newOrgs(t testing.TB, ids ...string) ([]org, []*testutil.CA) {
 	var orgs []org
 	var cas []*testutil.CA
 	for _, id := range ids {

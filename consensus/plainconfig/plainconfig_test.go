@@ -264,3 +264,24 @@ func TestCoreRestartsFromConfigBlock(t *testing.T) {
 		require.Len(t, r.Blocks, 1, "two envelopes make a block at sequence 1")
 	}
 }
+
+// FuzzValidateConfig gives ValidateConfig, which every node runs on a
+// config envelope it consumes, and Unmarshal envelopes and settings of
+// any content: no panic, and an accepted update is the next sequence.
+func FuzzValidateConfig(f *testing.F) {
+	cfg, err := plainconfig.New(settings(), adminRules)
+	require.NoError(f, err)
+	next := cfg.Next()
+	next.BatchSize.MaxMessageCount = 3
+	env, err := plainconfig.UpdateEnvelope(next, signAdmin)
+	require.NoError(f, err)
+	f.Add(env.Payload, env.Signature)
+	f.Add([]byte(`{"format":"plainconfig/1","channel":"events","sequence":1,"max_message_count":1,"absolute_max_bytes":1,"preferred_max_bytes":1,"batch_timeout":"1ns"}`), []byte("admin"))
+	f.Fuzz(func(t *testing.T, payload, signature []byte) {
+		_, _ = plainconfig.Unmarshal(payload)
+		nc, err := cfg.ValidateConfig(&cb.Envelope{Payload: payload, Signature: signature})
+		if err == nil {
+			require.Equal(t, cfg.Sequence()+1, nc.Sequence())
+		}
+	})
+}

@@ -134,7 +134,7 @@ var recordKey = []byte("0")
 
 func (ch *Chain) produce(ctx context.Context, env *cb.Envelope, seq uint64, class ab.KafkaMessageRegular_Class, promise Promise) {
 	start := time.Now()
-	ctx, span := ch.orderSpans.start(ctx, ch.tracer)
+	ctx, span := ch.orderSpans.start(ctx, ch.tracer, start)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("channel", ch.channel), attribute.String("class", class.String()))
 	}

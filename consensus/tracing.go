@@ -149,9 +149,9 @@ type spanGate struct {
 }
 
 // start starts an order span when the tracer makes spans, else returns ctx
-// and a span that does nothing.
-func (g *spanGate) start(ctx context.Context, tracer trace.Tracer) (context.Context, trace.Span) {
-	if now := time.Now().UnixNano(); now-g.checked.Load() > int64(time.Second) && g.mu.TryLock() {
+// and a span that does nothing; now is the time (the caller has it).
+func (g *spanGate) start(ctx context.Context, tracer trace.Tracer, now time.Time) (context.Context, trace.Span) {
+	if now := now.UnixNano(); now-g.checked.Load() > int64(time.Second) && g.mu.TryLock() {
 		// The probe is never ended, so an exporter never sees it.
 		_, probe := tracer.Start(context.Background(), "kafkaconsensus.probe")
 		g.on.Store(probe.SpanContext().IsValid())

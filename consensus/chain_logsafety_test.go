@@ -51,15 +51,21 @@ func waitHalted(t *testing.T, ctx context.Context, chain *consensus.Chain) error
 func TestLogRecordsMissingCatchUp(t *testing.T) {
 	k := itKafka(t)
 	ctx := itCtx(t, 60*time.Second)
-	c := itCluster(t, ctx, k)
+	skips := newSkipWatcher()
+	c := itCluster(t, ctx, k, consensustest.WithNodeLogger(slog.New(skips)))
 	ch := consensustest.DefaultChannel
 	acks := newAckLog()
 	orderAndWait(t, ctx, c, ch, "before", 10, acks)
 	c.Node(2).Stop()
 	orderAndWait(t, ctx, c, ch, "while-stopped", 25, acks)
-	// A record after the last block, which no block persists.
+	// A record after the last block, which no block persists. The running
+	// nodes consume it before it is deleted: otherwise they too would miss
+	// it, and wait for a block past it as node 2 does.
 	produceRaw(t, ctx, rawClient(t, k), ch, []byte("not an orderer message"))
-	require.NoError(t, k.DeleteRecords(ctx, ch, endOffset(t, ctx, k, ch)))
+	end := endOffset(t, ctx, k, ch)
+	require.Eventually(t, func() bool { return skips.skipped("node0", end-1) && skips.skipped("node1", end-1) },
+		10*time.Second, 5*time.Millisecond, "the running nodes consume the last record")
+	require.NoError(t, k.DeleteRecords(ctx, ch, end))
 
 	require.NoError(t, c.Node(2).Restart())
 	// The last records the others consumed are in no block yet: node 2 waits for a block past
@@ -72,6 +78,58 @@ func TestLogRecordsMissingCatchUp(t *testing.T) {
 	acks.add(ch, ch+"/after/first")
 	require.NoError(t, c.Node(2).WaitReady(ctx))
 	orderAndWait(t, ctx, c, ch, "after", 10, acks)
+}
+
+// skipWatcher is a slog.Handler that notes, for each node (the "node"
+// attribute of the cluster's loggers), the offsets of the records its
+// chain logged as skipped.
+type skipWatcher struct {
+	mu   *sync.Mutex
+	seen map[string]map[int64]bool
+	node string
+}
+
+func newSkipWatcher() *skipWatcher {
+	return &skipWatcher{mu: new(sync.Mutex), seen: map[string]map[int64]bool{}}
+}
+
+func (h *skipWatcher) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *skipWatcher) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "record not ordered" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "offset" {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.seen[h.node] == nil {
+				h.seen[h.node] = map[int64]bool{}
+			}
+			h.seen[h.node][a.Value.Int64()] = true
+		}
+		return true
+	})
+	return nil
+}
+
+func (h *skipWatcher) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	for _, a := range as {
+		if a.Key == "node" {
+			c.node = a.Value.String()
+		}
+	}
+	return &c
+}
+
+func (h *skipWatcher) WithGroup(string) slog.Handler { return h }
+
+// skipped reports whether node logged the record at offset as skipped.
+func (h *skipWatcher) skipped(node string, offset int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen[node][offset]
 }
 
 // TestLogRecordsMissingNoSource is TestLogRecordsMissingCatchUp without

@@ -74,10 +74,14 @@ func TestBroadcastOne(t *testing.T) {
 	_, err = BroadcastOne(ctx, broken, env)
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 
-	stuck := serveScripted(t, scriptedBroadcast{answer: func(_ *cb.Envelope, s grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error {
-		<-s.Context().Done()
+	// A server that never answers, and does not end the stream when the
+	// client's deadline reaches it either: the client gives up on its own.
+	release := make(chan struct{})
+	stuck := serveScripted(t, scriptedBroadcast{answer: func(*cb.Envelope, grpc.BidiStreamingServer[cb.Envelope, ab.BroadcastResponse]) error {
+		<-release
 		return nil
 	}})
+	t.Cleanup(func() { close(release) }) // before the server stops
 	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancelShort()
 	_, err = BroadcastOne(short, stuck, env)

@@ -136,11 +136,14 @@ func (ch *Chain) setState(f func(s *state)) {
 	}
 	s := *old
 	f(&s)
+	// The signals of the old state are closed once the new state is
+	// published, so that whoever they wake reads the new one.
+	var signal []chan struct{}
 	wasOpen := old.status == statusReady && !old.resubmitting
 	isOpen := s.status == statusReady && !s.resubmitting
 	switch {
 	case isOpen && !wasOpen:
-		close(s.open)
+		signal = append(signal, s.open)
 	case !isOpen && wasOpen:
 		s.open = make(chan struct{})
 	}
@@ -148,17 +151,20 @@ func (ch *Chain) setState(f func(s *state)) {
 	isErrored := s.status == statusErrored || s.status == statusHalted
 	switch {
 	case isErrored && !wasErrored:
-		close(s.errored)
+		signal = append(signal, s.errored)
 	case !isErrored && wasErrored:
 		s.errored = make(chan struct{})
 	}
 	if s.status == statusHalted {
 		if !wasOpen {
-			close(s.open) // wake the waiters of the old state; they see the halt
+			signal = append(signal, s.open) // wake the waiters of the old state; they see the halt
 		}
 		s.open = closedChan
 	}
 	ch.st.Store(&s)
+	for _, c := range signal {
+		close(c)
+	}
 	if old.status != s.status {
 		ch.log.Info("chain state", "from", old.status, "to", s.status)
 	}

@@ -80,7 +80,8 @@ type ConfigUpdater interface {
 // cannot then be validated again as it is: the core computes it again
 // from its update against the configuration in force, as Fabric's orderer
 // does (ProcessConfigMsg), and the node re-submits the result signed by
-// itself (see Ready.ConfigResubmissions).
+// itself (see Ready.ConfigResubmissions). A chain of such a configuration
+// needs the node's signing identity (ErrNoSigner).
 type ConfigReprocessor interface {
 	// ReproposeConfig computes again, against this configuration, the
 	// configuration of env, a CONFIG envelope made against an older one,

@@ -75,6 +75,12 @@ func (c *Consenter) NewChain(channel string, l Ledger, genesis *cb.Block) (*Chai
 	if err != nil {
 		return nil, fmt.Errorf("consensus: channel %s: %w", channel, err)
 	}
+	if _, ok := st.Config.(ConfigReprocessor); ok && c.cfg.signer == nil {
+		// Every node must re-submit the config updates it computes again:
+		// a node that did not could let a later re-submission overtake one
+		// in the log, and the update would be dropped as a duplicate.
+		return nil, fmt.Errorf("consensus: channel %s: %w: its configuration (Fabric's config tree) needs the node's signing identity (WithSigner)", channel, ErrNoSigner)
+	}
 	core, err := NewCore(channel, st, c.cfg.coreOpts()...)
 	if err != nil {
 		return nil, err

@@ -127,9 +127,11 @@ type Ready struct {
 	// ConfigResubmissions are the configurations the core computed again
 	// for config messages that another configuration change overtook in
 	// the log (see ConfigReprocessor): the node signs each one and
-	// produces it (ConfigResubmission.Message) after Produce. A node
-	// without a signing identity produces none; the others do, and the
-	// log keeps the first. Empty if none.
+	// produces it (ConfigResubmission.Message) after Produce, and the log
+	// keeps the first node's. Every node must: one that did not could
+	// produce a later re-submission ahead of the others' copies, and
+	// raise the duplicate watermark past this one, so a node that cannot
+	// sign must stop (a Chain halts). Empty if none.
 	ConfigResubmissions []ConfigResubmission
 	// Timer says what to do with the batch timer: start it for
 	// BatchTimeout, stop it, or leave it as it is.

@@ -102,8 +102,10 @@
 //     computed for its sequence, so it is not validated again as it is:
 //     its configuration is computed again from its last_update against
 //     the one in force (ConfigReprocessor, as Fabric's ProcessConfigMsg),
-//     and each node with a signing identity re-submits the result signed
-//     by itself; the log keeps the first.
+//     and each node re-submits the result signed by itself; the log keeps
+//     the first. Such a channel needs every node's signing identity
+//     (NewChain refuses it without WithSigner), and a node whose signature
+//     the configuration no longer accepts halts.
 //   - Records that are not orderer messages (anything another writer put in
 //     the topic, or messages with fields the protocol does not define, or
 //     an original offset that is not below the record's own) are skipped

@@ -31,6 +31,11 @@ var (
 	// ErrNotAcknowledged reports that Kafka did not acknowledge an
 	// envelope; it may or may not be in the log.
 	ErrNotAcknowledged = errors.New("consensus: envelope not acknowledged by kafka")
+	// ErrNoSigner reports a chain that needs the node's signing identity
+	// (WithSigner) and was not given one: a channel whose configuration
+	// is a ConfigReprocessor (Fabric's config tree), whose nodes each sign
+	// the config updates they compute again.
+	ErrNoSigner = errors.New("consensus: no signing identity")
 )
 
 // RecordError describes a problem with one record of a channel's

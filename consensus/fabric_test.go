@@ -39,22 +39,18 @@ func fabricFile(t *testing.T, name string) []byte {
 	return b
 }
 
-// startFabricNodes starts a node per element of signing on an embedded
-// Kafka, from genesis, a block of Fabric's fabchannel: node i signs as
-// Fabric's orderer<i> when signing[i], and has no signing identity
-// otherwise. It returns once every node is ready.
-func startFabricNodes(t *testing.T, ctx context.Context, genesis *cb.Block, signing ...bool) ([]*consensus.Chain, []*ledger.Memory) {
+// startFabricNodes starts n nodes on an embedded Kafka, from genesis, a
+// block of Fabric's fabchannel, node i signing as Fabric's orderer<i>. It
+// returns once every node is ready.
+func startFabricNodes(t *testing.T, ctx context.Context, genesis *cb.Block, n int) ([]*consensus.Chain, []*ledger.Memory) {
 	t.Helper()
 	k := itKafka(t)
 	var chains []*consensus.Chain
 	var ledgers []*ledger.Memory
-	for i, sign := range signing {
-		opts := []consensus.Option{consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
-			consensus.WithLogger(quietLogger), consensus.WithClientID(fmt.Sprint("orderer", i))}
-		if sign {
-			opts = append(opts, consensus.WithSigner(fabricIdentity(t, fmt.Sprintf("ordererOrganizations/example.com/orderers/orderer%d.example.com", i), "OrdererMSP")))
-		}
-		cons, err := consensus.NewConsenter(opts...)
+	for i := range n {
+		cons, err := consensus.NewConsenter(consensus.WithSeedBrokers(k.Addrs()...), consensus.WithRetry(consensustest.FastRetryPolicy()),
+			consensus.WithLogger(quietLogger), consensus.WithClientID(fmt.Sprint("orderer", i)),
+			consensus.WithSigner(fabricIdentity(t, fmt.Sprintf("ordererOrganizations/example.com/orderers/orderer%d.example.com", i), "OrdererMSP")))
 		require.NoError(t, err)
 		t.Cleanup(cons.Close)
 		l := ledger.NewMemory()
@@ -93,7 +89,7 @@ func TestFabricChannel(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, fabricconfig.IsFabricConfig(genesis))
 	ctx := itCtx(t, 60*time.Second)
-	chains, ledgers := startFabricNodes(t, ctx, genesis, true, true, true)
+	chains, ledgers := startFabricNodes(t, ctx, genesis, 3)
 	for _, ch := range chains {
 		require.IsType(t, consensus.FabricConfig{}, ch.Config(), "the genesis block says Fabric's config tree")
 		require.Equal(t, uint32(10), ch.Config().BatchLimits().MaxMessageCount)
@@ -264,15 +260,20 @@ func TestCoreRecomputesStaleFabricConfig(t *testing.T) {
 
 // TestFabricStaleConfigUpdate orders a CONFIG envelope made for u2 before
 // u1 was applied, once u1 is: every node computes it again from its update
-// against the configuration u1 made, the nodes that can sign re-submit it
-// (orderer2 has no signing identity and leaves it to the others), and all
-// apply it, reaching the configuration of Fabric's block 8. Envelopes sent
-// meanwhile wait for the re-submitted config, then are ordered.
+// against the configuration u1 made and re-submits it signed by itself,
+// and all apply it, reaching the configuration of Fabric's block 8.
+// Envelopes sent meanwhile wait for the re-submitted config, then are
+// ordered. A node without a signing identity cannot run the channel.
 func TestFabricStaleConfigUpdate(t *testing.T) {
 	genesis, err := protoutil.UnmarshalBlock(fabricFile(t, "fabchannel-genesis.block"))
 	require.NoError(t, err)
 	ctx := itCtx(t, 60*time.Second)
-	chains, ledgers := startFabricNodes(t, ctx, genesis, true, true, false)
+	chains, ledgers := startFabricNodes(t, ctx, genesis, 3)
+	cons, err := consensus.NewConsenter(consensus.WithSeedBrokers("127.0.0.1:1"), consensus.WithLogger(quietLogger))
+	require.NoError(t, err)
+	defer cons.Close()
+	_, err = cons.NewChain("fabchannel", ledger.NewMemory(), genesis)
+	require.ErrorIs(t, err, consensus.ErrNoSigner)
 	update := func(name string) *cb.Envelope {
 		u := new(cb.Envelope)
 		require.NoError(t, proto.Unmarshal(fabricFile(t, "updates/"+name), u))

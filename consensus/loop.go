@@ -261,7 +261,11 @@ func (ch *Chain) apply(r *Ready, batch *time.Timer) {
 
 // produceAll produces what the core asked for: its messages, then the
 // configurations it computed again, signed by this node. A node that
-// cannot sign one leaves it to the others, which compute the same.
+// cannot sign one halts: every node must re-submit it, or a re-submission
+// it makes later could overtake the configuration in the log, which every
+// node would then drop as a duplicate (NewChain refuses such a channel
+// without a signer, so only a signature the configuration no longer
+// accepts gets here).
 func (ch *Chain) produceAll(ctx context.Context, r *Ready) {
 	for _, m := range r.Produce {
 		ch.produceMessage(ctx, m)
@@ -269,18 +273,12 @@ func (ch *Chain) produceAll(ctx context.Context, r *Ready) {
 	for _, rs := range r.ConfigResubmissions {
 		m, err := rs.Message(ch.cfg.signer)
 		if err != nil {
-			ch.metrics.skipped.Add(ctx, 1, ch.metrics.reason(reasonNotResubmitted))
-			ch.quiet.Log(logWarn, reasonNotResubmitted, "config computed again not re-submitted by this node; the others re-submit it",
-				"original_offset", rs.OriginalOffset, "err", err)
-			continue
+			ch.fatal(fmt.Errorf("signing the configuration computed again for the config message at offset %d: %w", rs.OriginalOffset, err))
+			return
 		}
 		ch.produceMessage(ctx, m)
 	}
 }
-
-// reasonNotResubmitted is the records_skipped reason of a configuration
-// computed again that this node could not sign.
-const reasonNotResubmitted = "not_resubmitted"
 
 // produceMessage produces m, logging a failure: the protocol does not
 // need any one node's message to land, since every node produces its own

@@ -21,7 +21,7 @@ import (
 //     appended to that node's ledger (Blocks);
 //   - what a core asks to produce (Ready.Produce: time-to-cuts,
 //     re-submissions; Ready.ConfigResubmissions, signed with WithSigner's
-//     identity) is queued by that node, and appended to the log when
+//     identity, or the node stops) is queued by that node, and appended to the log when
 //     delivered (Deliver, Flush; at once unless WithManualDelivery).
 //     Each node produces its own copy, as real nodes do, so the log gets
 //     duplicates and competing time-to-cuts, which the cores must sort out;
@@ -38,7 +38,7 @@ type Log struct {
 	parser   consensus.ConfigParser
 	coreOpts []consensus.CoreOption
 	hook     func(node int, rec *consensus.Record, r *consensus.Ready)
-	signer   consensus.Signer // signs Ready.ConfigResubmissions; nil: none are queued
+	signer   consensus.Signer // signs Ready.ConfigResubmissions; nil: the node stops
 	rng      *rand.Rand
 	random   bool
 	dupRate  float64
@@ -92,9 +92,9 @@ func WithCoreOptions(opts ...consensus.CoreOption) Option {
 }
 
 // WithSigner makes every node sign the configurations its core computes
-// again (Ready.ConfigResubmissions) with signer and queue them, as a node
-// with a signing identity does. Without it the nodes queue none, as nodes
-// without one do; channels whose configuration is not a
+// again (Ready.ConfigResubmissions) with signer and queue them, as a chain
+// does. Without it a node that must sign one stops instead, as a chain
+// halts; channels whose configuration is not a
 // consensus.ConfigReprocessor never need one.
 func WithSigner(signer consensus.Signer) Option { return func(l *Log) { l.signer = signer } }
 
@@ -465,9 +465,12 @@ func (l *Log) apply(i int, rec *consensus.Record, r *consensus.Ready) {
 		n.outbox = append(n.outbox, protoutil.MarshalOrPanic(m))
 	}
 	for _, rs := range r.ConfigResubmissions {
-		if m, err := rs.Message(l.signer); err == nil {
-			n.outbox = append(n.outbox, protoutil.MarshalOrPanic(m))
+		m, err := rs.Message(l.signer)
+		if err != nil {
+			n.running, n.armed = false, false // as a chain halts
+			break
 		}
+		n.outbox = append(n.outbox, protoutil.MarshalOrPanic(m))
 	}
 	switch r.Timer {
 	case consensus.TimerStart:

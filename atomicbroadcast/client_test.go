@@ -2,8 +2,6 @@ package atomicbroadcast
 
 import (
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,15 +33,7 @@ func (s scriptedBroadcast) Broadcast(stream grpc.BidiStreamingServer[cb.Envelope
 // client.
 func serveScripted(t *testing.T, s scriptedBroadcast) ab.AtomicBroadcastClient {
 	t.Helper()
-	gs := grpc.NewServer()
-	ab.RegisterAtomicBroadcastServer(gs, s)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); gs.Serve(ln) }()
-	t.Cleanup(func() { gs.Stop(); wg.Wait() })
-	return dial(t, ln.Addr().String())
+	return dial(t, serveGRPC(t, s))
 }
 
 // TestBroadcastOne checks BroadcastOne's answers and errors: the server's

@@ -118,6 +118,13 @@ func listen(t *testing.T, channels map[string]Channel, opts ...Option) string {
 	t.Helper()
 	srv, err := NewServer(channels, append([]Option{quiet}, opts...)...)
 	require.NoError(t, err)
+	return serveGRPC(t, srv)
+}
+
+// serveGRPC serves srv's AtomicBroadcast service on loopback until the
+// test ends and returns its address.
+func serveGRPC(t *testing.T, srv ab.AtomicBroadcastServer) string {
+	t.Helper()
 	gs := grpc.NewServer()
 	ab.RegisterAtomicBroadcastServer(gs, srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
